@@ -1,0 +1,588 @@
+//! Turns a listing into model inputs: hashed word and character n-gram ids from its text,
+//! and price features relative to the usual price. The only feature code in knockoff:
+//! training, batch scoring and serving all call [`Featurizer`].
+
+use crate::listing::Listing;
+use crate::reference::{group_key, RefLevel, Reference, ReferencePrices};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence, StripAccents, NFKD};
+use tokenizers::pre_tokenizers::punctuation::Punctuation;
+use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
+use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+use tokenizers::{
+    NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer,
+};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Names of the dense (price and field) features, in model-input order.
+pub const DENSE_FEATURES: [&str; 9] = [
+    "has_price",
+    "log_price",
+    "log_price_ratio",
+    "reference_brand_category",
+    "reference_brand",
+    "reference_category",
+    "reference_global",
+    "brand_missing",
+    "brand_in_title",
+];
+pub const DENSE_LEN: usize = DENSE_FEATURES.len();
+/// Index of the log price ratio in [`DENSE_FEATURES`]; reasons single it out.
+pub const LOG_RATIO_INDEX: usize = 2;
+/// Ratios beyond e^±5 (≈150×) carry no more information and only destabilise training.
+const MAX_ABS_LOG_RATIO: f32 = 5.0;
+
+/// Settings of the hashed n-gram features, stored in the model's config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureConfig {
+    /// Number of hash buckets (a power of two): rows of the embedding table.
+    pub buckets: u32,
+    pub char_ngram_min: usize,
+    pub char_ngram_max: usize,
+    pub hash_seed: u64,
+    /// Upper bound on ids per listing, so one huge description cannot stall a batch.
+    pub max_ids: usize,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            buckets: 1 << 18,
+            char_ngram_min: 3,
+            char_ngram_max: 5,
+            hash_seed: 0x6b6e_6f63_6b6f_6666,
+            max_ids: 512,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("feature config: {0}")]
+    Config(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+/// Where a hashed id came from; namespaces keep e.g. a title word and a brand apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TermKind {
+    TitleWord,
+    TitleBigram,
+    TitleCharGram,
+    DescriptionWord,
+    DescriptionBigram,
+    Brand,
+    Category,
+    BrandCategory,
+}
+
+impl TermKind {
+    fn namespace(self) -> u64 {
+        self as u64 + 1
+    }
+}
+
+/// Model inputs of one listing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Features {
+    pub ids: Vec<u32>,
+    pub dense: [f32; DENSE_LEN],
+}
+
+/// The price side of a listing, kept for explanations ("6% of the usual price for ...").
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceContext {
+    pub base_price: Option<f64>,
+    pub reference: Reference,
+    pub brand: String,
+    pub category: String,
+}
+
+/// Features plus what each id stands for, for reasons shown to reviewers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExplainedFeatures {
+    pub features: Features,
+    pub terms: Vec<(u32, TermKind, String)>,
+    pub price: PriceContext,
+}
+
+/// The `tokenizers` pipeline: Unicode compatibility decomposition, accent stripping
+/// (so "Guccì" meets "Gucci") and lower-casing, then splitting on white space and punctuation.
+pub fn standard_tokenizer() -> Tokenizer {
+    let mut tokenizer = Tokenizer::new(tokenizers::models::wordlevel::WordLevel::default());
+    let normalizer = NormalizerSequence::new(vec![
+        NFKD.into(),
+        StripAccents.into(),
+        Lowercase.into(),
+    ]);
+    let pre_tokenizer = PreTokenizerSequence::new(vec![
+        WhitespaceSplit.into(),
+        Punctuation::default().into(),
+    ]);
+    // Infallible for this normalizer type; the Result exists for other tokenizer builders.
+    let _ = tokenizer.with_normalizer(Some(normalizer));
+    tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
+    tokenizer
+}
+
+/// CJK scripts are written without spaces between words: they get character uni- and bigrams.
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // Hiragana, Katakana
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0x20000..=0x2FA1F) // CJK extensions B–F
+}
+
+/// Sellers write "r0lex" or "gucc1" to dodge filters: read digits as the letters they imitate.
+fn deleet(word: &str) -> Option<String> {
+    let has_alpha = word.chars().any(|c| c.is_alphabetic());
+    let has_digit = word.chars().any(|c| c.is_ascii_digit());
+    if !(has_alpha && has_digit) {
+        return None;
+    }
+    Some(
+        word.chars()
+            .map(|c| match c {
+                '0' => 'o',
+                '1' => 'l',
+                '3' => 'e',
+                '4' => 'a',
+                '5' => 's',
+                '7' => 't',
+                '8' => 'b',
+                other => other,
+            })
+            .collect(),
+    )
+}
+
+/// Text units after pre-tokenization: words, and single CJK characters.
+#[derive(Debug, Clone, PartialEq)]
+enum Unit {
+    Word(String),
+    Cjk(char),
+}
+
+/// Collects hashed ids, and optionally the terms behind them.
+struct Emitter<'a> {
+    config: &'a FeatureConfig,
+    ids: &'a mut Vec<u32>,
+    terms: Option<&'a mut Vec<(u32, TermKind, String)>>,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, kind: TermKind, term: &str) {
+        if self.ids.len() >= self.config.max_ids {
+            return;
+        }
+        let hash = xxh3_64_with_seed(term.as_bytes(), self.config.hash_seed ^ kind.namespace());
+        let id = (hash & u64::from(self.config.buckets - 1)) as u32;
+        self.ids.push(id);
+        if let Some(terms) = self.terms.as_deref_mut() {
+            terms.push((id, kind, term.to_string()));
+        }
+    }
+}
+
+/// Listing → features. Cheap to share across threads.
+#[derive(Clone)]
+pub struct Featurizer {
+    config: FeatureConfig,
+    tokenizer: Tokenizer,
+    references: ReferencePrices,
+}
+
+impl Featurizer {
+    pub fn new(
+        config: FeatureConfig,
+        tokenizer: Tokenizer,
+        references: ReferencePrices,
+    ) -> Result<Featurizer, FeatureError> {
+        if !config.buckets.is_power_of_two() || config.buckets < 2 {
+            return Err(FeatureError::Config(format!(
+                "buckets must be a power of two, got {}",
+                config.buckets
+            )));
+        }
+        if config.char_ngram_min == 0 || config.char_ngram_min > config.char_ngram_max {
+            return Err(FeatureError::Config(format!(
+                "character n-gram range {}..={} is empty",
+                config.char_ngram_min, config.char_ngram_max
+            )));
+        }
+        if tokenizer.get_normalizer().is_none() || tokenizer.get_pre_tokenizer().is_none() {
+            return Err(FeatureError::Tokenizer(
+                "tokenizer.json must define a normalizer and a pre-tokenizer".into(),
+            ));
+        }
+        Ok(Featurizer {
+            config,
+            tokenizer,
+            references,
+        })
+    }
+
+    pub fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn references(&self) -> &ReferencePrices {
+        &self.references
+    }
+
+    pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, FeatureError> {
+        Tokenizer::from_file(path).map_err(|e| FeatureError::Tokenizer(e.to_string()))
+    }
+
+    /// Normalised text and its units (words and CJK characters).
+    fn units(&self, text: &str) -> (String, Vec<Unit>) {
+        let mut units = Vec::new();
+        if text.is_empty() {
+            return (String::new(), units);
+        }
+        let mut normalized = NormalizedString::from(text);
+        if let Some(normalizer) = self.tokenizer.get_normalizer() {
+            // The normalizers used here never fail; on an exotic tokenizer.json that does,
+            // the text is used un-normalised rather than dropped.
+            let _ = normalizer.normalize(&mut normalized);
+        }
+        let normalized_text = normalized.get().to_string();
+        let mut pre = PreTokenizedString::from(normalized);
+        if let Some(pre_tokenizer) = self.tokenizer.get_pre_tokenizer() {
+            let _ = pre_tokenizer.pre_tokenize(&mut pre);
+        }
+        for (piece, _, _) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+            let mut word = String::new();
+            for c in piece.chars() {
+                if is_cjk(c) {
+                    if !word.is_empty() {
+                        units.push(Unit::Word(std::mem::take(&mut word)));
+                    }
+                    units.push(Unit::Cjk(c));
+                } else {
+                    word.push(c);
+                }
+            }
+            if !word.is_empty() {
+                units.push(Unit::Word(word));
+            }
+        }
+        (normalized_text, units)
+    }
+
+    /// Spaced-out words ("r o l e x") are joined so their letters still form the word.
+    fn join_spaced_letters(units: &[Unit]) -> Vec<String> {
+        let mut joined = Vec::new();
+        let mut run = String::new();
+        let mut run_len = 0;
+        for unit in units.iter().chain(std::iter::once(&Unit::Word(String::new()))) {
+            match unit {
+                Unit::Word(w) if w.chars().count() == 1 && w.chars().all(char::is_alphanumeric) => {
+                    run.push_str(w);
+                    run_len += 1;
+                }
+                _ => {
+                    if run_len >= 3 {
+                        joined.push(std::mem::take(&mut run));
+                    }
+                    run.clear();
+                    run_len = 0;
+                }
+            }
+        }
+        joined
+    }
+
+    fn emit_text(&self, emitter: &mut Emitter, units: &[Unit], title: bool) {
+        let (word_kind, bigram_kind) = if title {
+            (TermKind::TitleWord, TermKind::TitleBigram)
+        } else {
+            (TermKind::DescriptionWord, TermKind::DescriptionBigram)
+        };
+        let mut buffer = String::new();
+        for (i, unit) in units.iter().enumerate() {
+            match unit {
+                Unit::Word(word) => {
+                    emitter.emit(word_kind, word);
+                    if let Some(plain) = deleet(word) {
+                        emitter.emit(word_kind, &plain);
+                    }
+                    if title {
+                        self.emit_char_grams(emitter, word, &mut buffer);
+                    }
+                }
+                Unit::Cjk(c) => {
+                    buffer.clear();
+                    buffer.push(*c);
+                    emitter.emit(word_kind, &buffer);
+                }
+            }
+            if let Some(next) = units.get(i + 1) {
+                buffer.clear();
+                match (unit, next) {
+                    // Adjacent CJK characters: the bigram is the closest thing to a word.
+                    (Unit::Cjk(a), Unit::Cjk(b)) => {
+                        buffer.push(*a);
+                        buffer.push(*b);
+                    }
+                    (a, b) => {
+                        push_unit(&mut buffer, a);
+                        buffer.push(' ');
+                        push_unit(&mut buffer, b);
+                    }
+                }
+                emitter.emit(bigram_kind, &buffer);
+            }
+        }
+        for word in Self::join_spaced_letters(units) {
+            emitter.emit(word_kind, &word);
+            if title {
+                self.emit_char_grams(emitter, &word, &mut buffer);
+            }
+        }
+    }
+
+    fn emit_char_grams(&self, emitter: &mut Emitter, word: &str, buffer: &mut String) {
+        if word.chars().count() < 2 {
+            return;
+        }
+        buffer.clear();
+        buffer.push('<');
+        buffer.push_str(word);
+        buffer.push('>');
+        let bounds: Vec<usize> = buffer
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(buffer.len()))
+            .collect();
+        let chars = bounds.len() - 1;
+        for n in self.config.char_ngram_min..=self.config.char_ngram_max {
+            if n >= chars {
+                break;
+            }
+            for start in 0..=(chars - n) {
+                let gram = &buffer[bounds[start]..bounds[start + n]];
+                emitter.emit(TermKind::TitleCharGram, gram);
+            }
+        }
+    }
+
+    fn build(&self, listing: &Listing, terms: Option<&mut Vec<(u32, TermKind, String)>>) -> (Features, PriceContext) {
+        let mut ids = Vec::with_capacity(192);
+        let mut emitter = Emitter {
+            config: &self.config,
+            ids: &mut ids,
+            terms,
+        };
+        let (title_norm, title_units) = self.units(&listing.title);
+        self.emit_text(&mut emitter, &title_units, true);
+        let brand = group_key(&listing.brand);
+        let category = group_key(&listing.category);
+        if !brand.is_empty() {
+            emitter.emit(TermKind::Brand, &brand);
+        }
+        if !category.is_empty() {
+            emitter.emit(TermKind::Category, &category);
+        }
+        if !brand.is_empty() && !category.is_empty() {
+            emitter.emit(TermKind::BrandCategory, &format!("{brand} / {category}"));
+        }
+        let (_, description_units) = self.units(&listing.description);
+        self.emit_text(&mut emitter, &description_units, false);
+
+        let reference = self.references.lookup(&brand, &category);
+        let base_price = listing.price.as_ref().map(|p| p.base_amount).filter(|p| p.is_finite());
+        let mut dense = [0f32; DENSE_LEN];
+        if let Some(price) = base_price {
+            dense[0] = 1.0;
+            dense[1] = (price.max(0.0) + 1.0).ln() as f32;
+            let ratio = ((price.max(0.01)) / reference.stat.median.max(0.01)).ln() as f32;
+            dense[LOG_RATIO_INDEX] = ratio.clamp(-MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO);
+        }
+        let level_index = RefLevel::ALL.iter().position(|l| *l == reference.level).unwrap_or(3);
+        dense[3 + level_index] = 1.0;
+        dense[7] = f32::from(brand.is_empty());
+        let brand_norm = if brand.is_empty() { String::new() } else { self.units(&brand).0 };
+        dense[8] = f32::from(!brand_norm.is_empty() && title_norm.contains(brand_norm.as_str()));
+        let features = Features { ids, dense };
+        let price = PriceContext {
+            base_price,
+            reference,
+            brand: listing.brand.clone(),
+            category: listing.category.clone(),
+        };
+        (features, price)
+    }
+
+    pub fn featurize(&self, listing: &Listing) -> Features {
+        self.build(listing, None).0
+    }
+
+    /// Like [`Featurizer::featurize`], also returning what each id stands for.
+    pub fn explain(&self, listing: &Listing) -> ExplainedFeatures {
+        let mut terms = Vec::new();
+        let (features, price) = self.build(listing, Some(&mut terms));
+        ExplainedFeatures {
+            features,
+            terms,
+            price,
+        }
+    }
+}
+
+fn push_unit(buffer: &mut String, unit: &Unit) {
+    match unit {
+        Unit::Word(w) => buffer.push_str(w),
+        Unit::Cjk(c) => buffer.push(*c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::currency::CurrencyRates;
+    use crate::listing::{FieldLimits, RawListing, RawPrice};
+
+    fn featurizer() -> Featurizer {
+        let refs = ReferencePrices::fit(
+            [("Rolex", "watches", 10000.0); 5].iter().map(|(b, c, p)| (*b, *c, *p)),
+            3,
+        );
+        Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs).unwrap()
+    }
+
+    fn listing(title: &str, brand: &str, category: &str, price: Option<f64>) -> Listing {
+        RawListing {
+            title: Some(title.into()),
+            brand: Some(brand.into()),
+            category: Some(category.into()),
+            price: price.map(RawPrice::Number),
+            currency: price.map(|_| "USD".into()),
+            ..Default::default()
+        }
+        .validate(&CurrencyRates::default(), &FieldLimits::default())
+        .unwrap()
+    }
+
+    fn terms(f: &Featurizer, title: &str) -> Vec<(TermKind, String)> {
+        f.explain(&listing(title, "", "", None))
+            .terms
+            .into_iter()
+            .map(|(_, k, t)| (k, t))
+            .collect()
+    }
+
+    fn has(terms: &[(TermKind, String)], kind: TermKind, text: &str) -> bool {
+        terms.iter().any(|(k, t)| *k == kind && t == text)
+    }
+
+    #[test]
+    fn normalises_case_accents_and_width() {
+        let f = featurizer();
+        let t = terms(&f, "GUCCÌ Ｂａｇ!");
+        assert!(has(&t, TermKind::TitleWord, "gucci"), "{t:?}");
+        assert!(has(&t, TermKind::TitleWord, "bag"), "{t:?}");
+        assert!(has(&t, TermKind::TitleWord, "!"), "punctuation is its own unit: {t:?}");
+    }
+
+    #[test]
+    fn chinese_gets_character_unigrams_and_bigrams() {
+        let f = featurizer();
+        let t = terms(&f, "Rolex潜航者41mm");
+        assert!(has(&t, TermKind::TitleWord, "rolex"), "{t:?}");
+        assert!(has(&t, TermKind::TitleWord, "潜"), "{t:?}");
+        assert!(has(&t, TermKind::TitleBigram, "潜航"), "{t:?}");
+        assert!(has(&t, TermKind::TitleBigram, "航者"), "{t:?}");
+        assert!(has(&t, TermKind::TitleWord, "41mm"), "{t:?}");
+    }
+
+    #[test]
+    fn odd_spellings_share_features_with_the_plain_word() {
+        let f = featurizer();
+        let leet = terms(&f, "R0lex watch");
+        assert!(has(&leet, TermKind::TitleWord, "rolex"), "{leet:?}");
+        let spaced = terms(&f, "R o l e x watch");
+        assert!(has(&spaced, TermKind::TitleWord, "rolex"), "{spaced:?}");
+        // A misspelling still shares most character n-grams with the real name.
+        let grams = |t: &[(TermKind, String)]| -> std::collections::HashSet<String> {
+            t.iter()
+                .filter(|(k, _)| *k == TermKind::TitleCharGram)
+                .map(|(_, s)| s.clone())
+                .collect()
+        };
+        let a = grams(&terms(&f, "rolex"));
+        let b = grams(&terms(&f, "rollex"));
+        assert!(a.intersection(&b).count() >= 4, "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_within_buckets() {
+        let f = featurizer();
+        let l = listing("Nike Air Jordan 1 复刻", "Nike", "sneakers", Some(50.0));
+        let a = f.featurize(&l);
+        let b = f.featurize(&l);
+        assert_eq!(a, b);
+        assert!(!a.ids.is_empty());
+        assert!(a.ids.iter().all(|&id| id < f.config().buckets));
+    }
+
+    #[test]
+    fn max_ids_bounds_huge_descriptions() {
+        let f = featurizer();
+        let mut l = listing("bag", "", "", None);
+        l.description = "word ".repeat(5000);
+        assert_eq!(f.featurize(&l).ids.len(), f.config().max_ids);
+    }
+
+    #[test]
+    fn price_features_compare_with_the_usual_price() {
+        let f = featurizer();
+        let cheap = f.explain(&listing("Rolex Submariner", "Rolex", "watches", Some(100.0)));
+        let d = cheap.features.dense;
+        assert_eq!(d[0], 1.0);
+        assert!((d[LOG_RATIO_INDEX] - (100f32 / 10000.0).ln()).abs() < 1e-4);
+        assert_eq!(d[3], 1.0, "brand+category reference used");
+        assert_eq!(d[8], 1.0, "brand appears in the title");
+        assert_eq!(cheap.price.reference.level, RefLevel::BrandCategory);
+
+        let unknown = f.featurize(&listing("Teapot", "Acme", "kitchen", None)).dense;
+        assert_eq!(unknown[0], 0.0, "missing price is flagged, not zero");
+        assert_eq!(unknown[LOG_RATIO_INDEX], 0.0);
+        assert_eq!(unknown[6], 1.0, "global fallback for unseen brand and category");
+        assert_eq!(unknown[8], 0.0);
+    }
+
+    #[test]
+    fn invalid_config_is_refused() {
+        let config = FeatureConfig {
+            buckets: 1000,
+            ..Default::default()
+        };
+        let refs = ReferencePrices::fit(std::iter::empty(), 1);
+        assert!(Featurizer::new(config, standard_tokenizer(), refs).is_err());
+    }
+
+    #[test]
+    fn tokenizer_survives_a_json_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        standard_tokenizer().save(&path, false).unwrap();
+        let loaded = Featurizer::load_tokenizer(&path).unwrap();
+        let refs = ReferencePrices::fit(std::iter::empty(), 1);
+        let a = Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs.clone()).unwrap();
+        let b = Featurizer::new(FeatureConfig::default(), loaded, refs).unwrap();
+        let l = listing("Ｌｏｕｉｓ Vuitton 手袋", "", "", None);
+        assert_eq!(a.featurize(&l), b.featurize(&l));
+    }
+}

@@ -1,0 +1,16 @@
+//! knockoff: tells marketplaces which listings sell counterfeit goods.
+//!
+//! One path for a listing, shared by training, batch scoring and serving:
+//! `reader`/HTTP JSON → [`listing::Listing`] → [`features`] → [`model`] → probability,
+//! decision and reasons. Reports ([`metrics`], [`prevalence`], [`report`]) are plain data
+//! first, then rendered.
+
+pub mod currency;
+pub mod decision;
+pub mod listing;
+pub mod metrics;
+pub mod prevalence;
+pub mod reader;
+pub mod report;
+pub mod features;
+pub mod reference;
