@@ -14,3 +14,6 @@ pub mod reader;
 pub mod report;
 pub mod features;
 pub mod reference;
+pub mod model;
+pub mod train;
+pub mod telemetry;

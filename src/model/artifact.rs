@@ -1,0 +1,316 @@
+//! The model directory on disk: written atomically, validated completely before use.
+//!
+//! Layout: `config.json`, `model.safetensors`, `tokenizer.json`, `reference_prices.json`,
+//! `metrics.json` and, when training made one, `report.html`.
+
+use super::network::{DenseScaler, Mlp, Network};
+use super::{Model, ModelConfig, FORMAT_VERSION};
+use crate::features::{Featurizer, DENSE_LEN};
+use crate::reference::ReferencePrices;
+use candle_core::{DType, Device, Tensor};
+use ndarray::Array2;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const REFERENCE_FILE: &str = "reference_prices.json";
+pub const METRICS_FILE: &str = "metrics.json";
+pub const REPORT_FILE: &str = "report.html";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{path}: model directory not found")]
+    NotFound { path: PathBuf },
+    #[error("{path}: missing (a model directory needs {CONFIG_FILE}, {WEIGHTS_FILE}, {TOKENIZER_FILE} and {REFERENCE_FILE})")]
+    MissingFile { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: format version {found}, this knockoff reads version {FORMAT_VERSION}; retrain or use a matching release")]
+    FormatVersion { path: PathBuf, found: u32 },
+    #[error("{path}: corrupt weights: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: tensor `{name}` has shape {found:?}, config expects {expected:?}")]
+    Shape {
+        path: PathBuf,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
+    move |source| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String, ArtifactError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(sha256_hex(&bytes))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ArtifactError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ArtifactError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            ArtifactError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    serde_json::from_str(&text).map_err(|source| ArtifactError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ArtifactError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| ArtifactError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(path, text + "\n").map_err(io(path))
+}
+
+fn corrupt(path: &Path, e: impl std::fmt::Display) -> ArtifactError {
+    ArtifactError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Extra files written beside the model.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    pub metrics: Option<&'a serde_json::Value>,
+    pub report_html: Option<&'a str>,
+}
+
+impl Model {
+    /// Writes the model into a temporary directory beside `dir`, then renames it into place,
+    /// so a crash mid-write never leaves a half-written model where a good one was.
+    pub fn save(&mut self, dir: &Path, extras: &Extras) -> Result<(), ArtifactError> {
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".knockoff-staging-")
+            .tempdir_in(&parent)
+            .map_err(io(&parent))?;
+        let stage = staging.path();
+
+        let weights_path = stage.join(WEIGHTS_FILE);
+        let table = Tensor::from_slice(
+            self.network.table.as_slice().ok_or_else(|| ArtifactError::Invalid {
+                path: weights_path.clone(),
+                reason: "embedding table is not contiguous".into(),
+            })?,
+            self.network.table.dim(),
+            &Device::Cpu,
+        )
+        .and_then(|t| t.to_dtype(DType::F16))
+        .map_err(|e| corrupt(&weights_path, e))?;
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        tensors.insert("embedding.weight".into(), table);
+        for (name, tensor) in self.network.mlp.tensors() {
+            tensors.insert(name.into(), tensor);
+        }
+        candle_core::safetensors::save(&tensors, &weights_path).map_err(|e| corrupt(&weights_path, e))?;
+        self.config.weights_sha256 = sha256_file(&weights_path)?;
+
+        let tokenizer_path = stage.join(TOKENIZER_FILE);
+        self.featurizer
+            .tokenizer()
+            .save(&tokenizer_path, true)
+            .map_err(|e| ArtifactError::Invalid {
+                path: tokenizer_path.clone(),
+                reason: e.to_string(),
+            })?;
+        write_json(&stage.join(REFERENCE_FILE), self.featurizer.references())?;
+        if let Some(metrics) = extras.metrics {
+            write_json(&stage.join(METRICS_FILE), metrics)?;
+        }
+        if let Some(html) = extras.report_html {
+            let path = stage.join(REPORT_FILE);
+            std::fs::write(&path, html).map_err(io(&path))?;
+        }
+        // config.json last: its checksum vouches for the weights written above.
+        write_json(&stage.join(CONFIG_FILE), &self.config)?;
+
+        let staged = staging.keep();
+        let backup = parent.join(format!(
+            ".knockoff-old-{}-{}",
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let had_old = dir.exists();
+        if had_old {
+            std::fs::rename(dir, &backup).map_err(io(dir))?;
+        }
+        if let Err(source) = std::fs::rename(&staged, dir) {
+            if had_old {
+                // Put the previous model back so the target still holds a good one.
+                let _ = std::fs::rename(&backup, dir);
+            }
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(ArtifactError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+        if had_old {
+            std::fs::remove_dir_all(&backup).map_err(io(&backup))?;
+        }
+        Ok(())
+    }
+
+    /// Loads and validates a model directory: files present, format version, checksums,
+    /// tensor shapes, and a finite score on a probe listing.
+    pub fn load(dir: &Path) -> Result<Model, ArtifactError> {
+        if !dir.is_dir() {
+            return Err(ArtifactError::NotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        // Read the version first so an old or future layout gets a version error, not a
+        // confusing field error.
+        let raw: serde_json::Value = read_json(&config_path)?;
+        let found = raw
+            .get("format_version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32;
+        if found != FORMAT_VERSION {
+            return Err(ArtifactError::FormatVersion {
+                path: config_path,
+                found,
+            });
+        }
+        let config: ModelConfig = serde_json::from_value(raw).map_err(|source| ArtifactError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+
+        let weights_path = dir.join(WEIGHTS_FILE);
+        if !weights_path.is_file() {
+            return Err(ArtifactError::MissingFile { path: weights_path });
+        }
+        let digest = sha256_file(&weights_path)?;
+        if digest != config.weights_sha256 {
+            return Err(corrupt(
+                &weights_path,
+                format!("checksum {digest} does not match config.json ({})", config.weights_sha256),
+            ));
+        }
+        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
+            .map_err(|e| corrupt(&weights_path, e))?;
+        let net = &config.network;
+        let expect = |name: &str, shape: &[usize]| -> Result<Tensor, ArtifactError> {
+            let t = tensors.get(name).ok_or_else(|| corrupt(&weights_path, format!("tensor `{name}` is missing")))?;
+            if t.dims() != shape {
+                return Err(ArtifactError::Shape {
+                    path: weights_path.clone(),
+                    name: name.into(),
+                    found: t.dims().to_vec(),
+                    expected: shape.to_vec(),
+                });
+            }
+            t.to_dtype(DType::F32).map_err(|e| corrupt(&weights_path, e))
+        };
+        let buckets = config.features.buckets as usize;
+        let table = expect("embedding.weight", &[buckets, net.embedding_dim])?;
+        let mlp = Mlp::from_tensors(
+            expect("hidden.weight", &[net.hidden, net.input_dim()])?,
+            expect("hidden.bias", &[net.hidden])?,
+            expect("output.weight", &[1, net.hidden])?,
+            expect("output.bias", &[1])?,
+        )
+        .map_err(|e| corrupt(&weights_path, e))?;
+        let table_values = table
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| corrupt(&weights_path, e))?;
+        let table = Array2::from_shape_vec((buckets, net.embedding_dim), table_values)
+            .map_err(|e| corrupt(&weights_path, e))?;
+
+        let scaler: &DenseScaler = &config.dense_scaler;
+        if scaler.mean.len() != DENSE_LEN || scaler.scale.len() != DENSE_LEN {
+            return Err(ArtifactError::Invalid {
+                path: config_path,
+                reason: format!("dense_scaler must have {DENSE_LEN} entries"),
+            });
+        }
+
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        if !tokenizer_path.is_file() {
+            return Err(ArtifactError::MissingFile { path: tokenizer_path });
+        }
+        let tokenizer = Featurizer::load_tokenizer(&tokenizer_path).map_err(|e| ArtifactError::Invalid {
+            path: tokenizer_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
+        let featurizer = Featurizer::new(config.features.clone(), tokenizer, references).map_err(|e| {
+            ArtifactError::Invalid {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let model = Model {
+            network: Network {
+                config: config.network,
+                table,
+                scaler: config.dense_scaler.clone(),
+                mlp,
+            },
+            featurizer,
+            config,
+        };
+        model.probe().map_err(|reason| ArtifactError::Invalid {
+            path: dir.to_path_buf(),
+            reason,
+        })?;
+        Ok(model)
+    }
+
+    /// Scores a synthetic listing: a model that cannot produce a finite probability is refused.
+    fn probe(&self) -> Result<(), String> {
+        let listing = crate::listing::Listing {
+            id: "probe".into(),
+            title: "probe listing 探针".into(),
+            description: String::new(),
+            price: None,
+            brand: String::new(),
+            category: String::new(),
+        };
+        let scores = self.score(&[listing]).map_err(|e| e.to_string())?;
+        match scores.first() {
+            Some(s) if s.probability.is_finite() => Ok(()),
+            _ => Err("model produces a non-finite score (corrupt weights?)".into()),
+        }
+    }
+}
