@@ -3,7 +3,7 @@
 //! training, batch scoring and serving all call [`Featurizer`].
 
 use crate::listing::Listing;
-use crate::reference::{group_key, RefLevel, Reference, ReferencePrices};
+use crate::reference::{group_key, PriceKey, RefLevel, ReferencePrices};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence, StripAccents, NFKD};
@@ -17,10 +17,12 @@ use tokenizers::{
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Names of the dense (price and field) features, in model-input order.
-pub const DENSE_FEATURES: [&str; 9] = [
+pub const DENSE_FEATURES: [&str; 11] = [
     "has_price",
     "log_price",
     "log_price_ratio",
+    "log_price_ratio_brand_category",
+    "reference_product",
     "reference_brand_category",
     "reference_brand",
     "reference_category",
@@ -31,6 +33,12 @@ pub const DENSE_FEATURES: [&str; 9] = [
 pub const DENSE_LEN: usize = DENSE_FEATURES.len();
 /// Index of the log price ratio in [`DENSE_FEATURES`]; reasons single it out.
 pub const LOG_RATIO_INDEX: usize = 2;
+const GROUP_RATIO_INDEX: usize = 3;
+const LEVEL_INDEX: usize = 4;
+const BRAND_MISSING_INDEX: usize = 9;
+const BRAND_IN_TITLE_INDEX: usize = 10;
+/// Leading title words used as a product key for usual prices.
+const PRODUCT_WORDS: usize = 3;
 /// Ratios beyond e^±5 (≈150×) carry no more information and only destabilise training.
 const MAX_ABS_LOG_RATIO: f32 = 5.0;
 
@@ -97,7 +105,12 @@ pub struct Features {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceContext {
     pub base_price: Option<f64>,
-    pub reference: Reference,
+    pub level: RefLevel,
+    /// The usual price in the base currency, and how many genuine listings it rests on.
+    pub usual_price: f64,
+    pub usual_count: usize,
+    /// Title words of a product-level reference (empty at other levels).
+    pub phrase: String,
     pub brand: String,
     pub category: String,
 }
@@ -245,11 +258,13 @@ impl Featurizer {
         Tokenizer::from_file(path).map_err(|e| FeatureError::Tokenizer(e.to_string()))
     }
 
-    /// Normalised text and its units (words and CJK characters).
-    fn units(&self, text: &str) -> (String, Vec<Unit>) {
+    /// Normalised text, its units (words and CJK characters) and its pre-tokenised words
+    /// (pieces with a letter or digit, CJK runs kept whole).
+    fn units(&self, text: &str) -> (String, Vec<Unit>, Vec<String>) {
         let mut units = Vec::new();
+        let mut words = Vec::new();
         if text.is_empty() {
-            return (String::new(), units);
+            return (String::new(), units, words);
         }
         let mut normalized = NormalizedString::from(text);
         if let Some(normalizer) = self.tokenizer.get_normalizer() {
@@ -263,6 +278,9 @@ impl Featurizer {
             let _ = pre_tokenizer.pre_tokenize(&mut pre);
         }
         for (piece, _, _) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+            if piece.chars().any(char::is_alphanumeric) {
+                words.push(piece.to_string());
+            }
             let mut word = String::new();
             for c in piece.chars() {
                 if is_cjk(c) {
@@ -278,7 +296,49 @@ impl Featurizer {
                 units.push(Unit::Word(word));
             }
         }
-        (normalized_text, units)
+        (normalized_text, units, words)
+    }
+
+    /// The key a listing's usual price is looked up (and learned) by.
+    pub fn price_key(&self, listing: &Listing) -> PriceKey {
+        let (_, _, words) = self.units(&listing.title);
+        let (brand, category) = self.known_fields(listing);
+        self.price_key_from(&words, &brand, &category)
+    }
+
+    /// Normalised brand and category, blanked when the model never learned about them:
+    /// a hashed id for an unseen name would only collide with some other learned term.
+    fn known_fields(&self, listing: &Listing) -> (String, String) {
+        let mut brand = group_key(&listing.brand);
+        let mut category = group_key(&listing.category);
+        if !self.references.knows_brand(&brand) {
+            brand.clear();
+        }
+        if !self.references.knows_category(&category) {
+            category.clear();
+        }
+        (brand, category)
+    }
+
+    fn price_key_from(&self, title_words: &[String], brand: &str, category: &str) -> PriceKey {
+        let (_, _, brand_words) = self.units(brand);
+        let product: Vec<&str> = title_words
+            .iter()
+            .filter(|w| !brand_words.contains(w))
+            .take(PRODUCT_WORDS)
+            .map(String::as_str)
+            .collect();
+        PriceKey {
+            brand: group_key(brand),
+            category: group_key(category),
+            phrases: (1..=product.len()).map(|n| product[..n].join(" ")).collect(),
+        }
+    }
+
+    /// The same featurizer with other usual prices (the trainer learns them after keys).
+    pub fn with_references(mut self, references: ReferencePrices) -> Featurizer {
+        self.references = references;
+        self
     }
 
     /// Spaced-out words ("r o l e x") are joined so their letters still form the word.
@@ -385,10 +445,9 @@ impl Featurizer {
             ids: &mut ids,
             terms,
         };
-        let (title_norm, title_units) = self.units(&listing.title);
+        let (title_norm, title_units, title_words) = self.units(&listing.title);
         self.emit_text(&mut emitter, &title_units, true);
-        let brand = group_key(&listing.brand);
-        let category = group_key(&listing.category);
+        let (brand, category) = self.known_fields(listing);
         if !brand.is_empty() {
             emitter.emit(TermKind::Brand, &brand);
         }
@@ -398,27 +457,39 @@ impl Featurizer {
         if !brand.is_empty() && !category.is_empty() {
             emitter.emit(TermKind::BrandCategory, &format!("{brand} / {category}"));
         }
-        let (_, description_units) = self.units(&listing.description);
+        let (_, description_units, _) = self.units(&listing.description);
         self.emit_text(&mut emitter, &description_units, false);
 
-        let reference = self.references.lookup(&brand, &category);
+        let key = self.price_key_from(&title_words, &brand, &category);
+        let reference = self.references.lookup(&key);
+        let group_reference = self.references.lookup_group(&key.brand, &key.category);
         let base_price = listing.price.as_ref().map(|p| p.base_amount).filter(|p| p.is_finite());
         let mut dense = [0f32; DENSE_LEN];
+        let log_ratio = |price: f64, usual: f64| -> f32 {
+            ((price.max(0.01) / usual.max(0.01)).ln() as f32).clamp(-MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO)
+        };
         if let Some(price) = base_price {
             dense[0] = 1.0;
             dense[1] = (price.max(0.0) + 1.0).ln() as f32;
-            let ratio = ((price.max(0.01)) / reference.stat.median.max(0.01)).ln() as f32;
-            dense[LOG_RATIO_INDEX] = ratio.clamp(-MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO);
+            // Against all listings a price says nothing about this kind of item: a cheap dog
+            // leash is not a cheap Rolex. Unknown groups get no ratio, only the flag.
+            if reference.level != RefLevel::Global {
+                dense[LOG_RATIO_INDEX] = log_ratio(price, reference.stat.median);
+                dense[GROUP_RATIO_INDEX] = log_ratio(price, group_reference.stat.median);
+            }
         }
-        let level_index = RefLevel::ALL.iter().position(|l| *l == reference.level).unwrap_or(3);
-        dense[3 + level_index] = 1.0;
-        dense[7] = f32::from(brand.is_empty());
+        let level_index = RefLevel::ALL.iter().position(|l| *l == reference.level).unwrap_or(RefLevel::ALL.len() - 1);
+        dense[LEVEL_INDEX + level_index] = 1.0;
+        dense[BRAND_MISSING_INDEX] = f32::from(brand.is_empty());
         let brand_norm = if brand.is_empty() { String::new() } else { self.units(&brand).0 };
-        dense[8] = f32::from(!brand_norm.is_empty() && title_norm.contains(brand_norm.as_str()));
+        dense[BRAND_IN_TITLE_INDEX] = f32::from(!brand_norm.is_empty() && title_norm.contains(brand_norm.as_str()));
         let features = Features { ids, dense };
         let price = PriceContext {
             base_price,
-            reference,
+            level: reference.level,
+            usual_price: reference.stat.median,
+            usual_count: reference.stat.count,
+            phrase: reference.phrase.to_string(),
             brand: listing.brand.clone(),
             category: listing.category.clone(),
         };
@@ -455,11 +526,12 @@ mod tests {
     use crate::listing::{FieldLimits, RawListing, RawPrice};
 
     fn featurizer() -> Featurizer {
-        let refs = ReferencePrices::fit(
-            [("Rolex", "watches", 10000.0); 5].iter().map(|(b, c, p)| (*b, *c, *p)),
-            3,
-        );
-        Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs).unwrap()
+        let plain = Featurizer::new(FeatureConfig::default(), standard_tokenizer(), ReferencePrices::empty()).unwrap();
+        let rolex = listing("Rolex Submariner Date", "Rolex", "watches", Some(10000.0));
+        let strap = listing("Rolex strap for Submariner", "Rolex", "watches", Some(100.0));
+        let mut rows: Vec<_> = (0..5).map(|_| (plain.price_key(&rolex), 10000.0)).collect();
+        rows.push((plain.price_key(&strap), 100.0));
+        plain.with_references(ReferencePrices::fit(rows, 3))
     }
 
     fn listing(title: &str, brand: &str, category: &str, price: Option<f64>) -> Listing {
@@ -548,19 +620,24 @@ mod tests {
     #[test]
     fn price_features_compare_with_the_usual_price() {
         let f = featurizer();
-        let cheap = f.explain(&listing("Rolex Submariner", "Rolex", "watches", Some(100.0)));
+        let cheap = f.explain(&listing("ROLEX Submariner 41mm", "Rolex", "watches", Some(100.0)));
         let d = cheap.features.dense;
         assert_eq!(d[0], 1.0);
         assert!((d[LOG_RATIO_INDEX] - (100f32 / 10000.0).ln()).abs() < 1e-4);
-        assert_eq!(d[3], 1.0, "brand+category reference used");
-        assert_eq!(d[8], 1.0, "brand appears in the title");
-        assert_eq!(cheap.price.reference.level, RefLevel::BrandCategory);
+        assert_eq!(d[LEVEL_INDEX], 1.0, "product reference used");
+        assert_eq!(cheap.price.level, RefLevel::Product);
+        assert_eq!(cheap.price.phrase, "submariner");
+        assert_eq!(d[BRAND_IN_TITLE_INDEX], 1.0, "brand appears in the title");
+
+        let other = f.explain(&listing("Rolex Daytona", "Rolex", "watches", Some(100.0)));
+        assert_eq!(other.price.level, RefLevel::BrandCategory, "unknown model falls back");
 
         let unknown = f.featurize(&listing("Teapot", "Acme", "kitchen", None)).dense;
         assert_eq!(unknown[0], 0.0, "missing price is flagged, not zero");
         assert_eq!(unknown[LOG_RATIO_INDEX], 0.0);
-        assert_eq!(unknown[6], 1.0, "global fallback for unseen brand and category");
-        assert_eq!(unknown[8], 0.0);
+        assert_eq!(unknown[LEVEL_INDEX + 4], 1.0, "global fallback for unseen brand and category");
+        assert_eq!(unknown[BRAND_MISSING_INDEX], 0.0);
+        assert_eq!(unknown[BRAND_IN_TITLE_INDEX], 0.0);
     }
 
     #[test]
@@ -569,8 +646,7 @@ mod tests {
             buckets: 1000,
             ..Default::default()
         };
-        let refs = ReferencePrices::fit(std::iter::empty(), 1);
-        assert!(Featurizer::new(config, standard_tokenizer(), refs).is_err());
+        assert!(Featurizer::new(config, standard_tokenizer(), ReferencePrices::empty()).is_err());
     }
 
     #[test]
@@ -579,7 +655,7 @@ mod tests {
         let path = dir.path().join("tokenizer.json");
         standard_tokenizer().save(&path, false).unwrap();
         let loaded = Featurizer::load_tokenizer(&path).unwrap();
-        let refs = ReferencePrices::fit(std::iter::empty(), 1);
+        let refs = ReferencePrices::empty();
         let a = Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs.clone()).unwrap();
         let b = Featurizer::new(FeatureConfig::default(), loaded, refs).unwrap();
         let l = listing("Ｌｏｕｉｓ Vuitton 手袋", "", "", None);

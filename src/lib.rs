@@ -17,3 +17,5 @@ pub mod reference;
 pub mod model;
 pub mod train;
 pub mod telemetry;
+pub mod score;
+pub mod server;

@@ -2,12 +2,14 @@
 //! fallbacks for rare or unseen brands and categories.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Which table a reference price came from, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefLevel {
+    /// Same brand, category and leading title words: the usual price of this product.
+    Product,
     BrandCategory,
     Brand,
     Category,
@@ -15,7 +17,8 @@ pub enum RefLevel {
 }
 
 impl RefLevel {
-    pub const ALL: [RefLevel; 4] = [
+    pub const ALL: [RefLevel; 5] = [
+        RefLevel::Product,
         RefLevel::BrandCategory,
         RefLevel::Brand,
         RefLevel::Category,
@@ -34,15 +37,19 @@ pub struct RefStat {
 struct Entry {
     brand: String,
     category: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    product: String,
     median: f64,
     count: usize,
 }
 
 /// What a lookup found: the level used and the usual price there.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reference {
+pub struct Reference<'a> {
     pub level: RefLevel,
     pub stat: RefStat,
+    /// The leading title words a product-level reference was found for.
+    pub phrase: &'a str,
 }
 
 /// Reference prices keyed by normalised brand and category (see [`group_key`]).
@@ -51,9 +58,39 @@ pub struct Reference {
 pub struct ReferencePrices {
     pub min_count: usize,
     pub global: RefStat,
+    by_product: HashMap<(String, String, String), RefStat>,
     by_brand_category: HashMap<(String, String), RefStat>,
     by_brand: HashMap<String, RefStat>,
     by_category: HashMap<String, RefStat>,
+    /// Brands and categories seen often enough in training to mean something to the model;
+    /// `None` (no vocabulary learned) treats every value as known.
+    vocabulary: Option<Vocabulary>,
+}
+
+/// Field values the model has learned about, by normalised key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vocabulary {
+    pub brands: HashSet<String>,
+    pub categories: HashSet<String>,
+}
+
+impl Vocabulary {
+    /// Keeps the values that occur at least `min_count` times.
+    pub fn fit<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>, min_count: usize) -> Vocabulary {
+        let mut brands: HashMap<String, usize> = HashMap::new();
+        let mut categories: HashMap<String, usize> = HashMap::new();
+        for (brand, category) in values {
+            *brands.entry(group_key(brand)).or_default() += 1;
+            *categories.entry(group_key(category)).or_default() += 1;
+        }
+        let keep = |m: HashMap<String, usize>| -> HashSet<String> {
+            m.into_iter().filter(|(k, n)| !k.is_empty() && *n >= min_count).map(|(k, _)| k).collect()
+        };
+        Vocabulary {
+            brands: keep(brands),
+            categories: keep(categories),
+        }
+    }
 }
 
 /// On-disk shape: a flat list is readable by people and by other tools.
@@ -64,6 +101,10 @@ struct Stored {
     global: RefStat,
     /// Empty `brand` means "any brand"; empty `category` means "any category".
     entries: Vec<Entry>,
+    #[serde(default)]
+    known_brands: Option<Vec<String>>,
+    #[serde(default)]
+    known_categories: Option<Vec<String>>,
 }
 
 impl From<Stored> for ReferencePrices {
@@ -71,15 +112,27 @@ impl From<Stored> for ReferencePrices {
         let mut refs = ReferencePrices {
             min_count: s.min_count,
             global: s.global,
+            by_product: HashMap::new(),
             by_brand_category: HashMap::new(),
             by_brand: HashMap::new(),
             by_category: HashMap::new(),
+            vocabulary: match (s.known_brands, s.known_categories) {
+                (Some(brands), Some(categories)) => Some(Vocabulary {
+                    brands: brands.into_iter().collect(),
+                    categories: categories.into_iter().collect(),
+                }),
+                _ => None,
+            },
         };
         for e in s.entries {
             let stat = RefStat {
                 median: e.median,
                 count: e.count,
             };
+            if !e.product.is_empty() {
+                refs.by_product.insert((e.brand, e.category, e.product), stat);
+                continue;
+            }
             match (e.brand.is_empty(), e.category.is_empty()) {
                 (false, false) => {
                     refs.by_brand_category.insert((e.brand, e.category), stat);
@@ -100,34 +153,70 @@ impl From<Stored> for ReferencePrices {
 impl From<ReferencePrices> for Stored {
     fn from(r: ReferencePrices) -> Self {
         let mut entries: Vec<Entry> = r
-            .by_brand_category
+            .by_product
             .into_iter()
-            .map(|((brand, category), s)| Entry {
+            .map(|((brand, category, product), s)| Entry {
                 brand,
                 category,
+                product,
                 median: s.median,
                 count: s.count,
             })
+            .chain(r.by_brand_category.into_iter().map(|((brand, category), s)| Entry {
+                brand,
+                category,
+                product: String::new(),
+                median: s.median,
+                count: s.count,
+            }))
             .chain(r.by_brand.into_iter().map(|(brand, s)| Entry {
                 brand,
                 category: String::new(),
+                product: String::new(),
                 median: s.median,
                 count: s.count,
             }))
             .chain(r.by_category.into_iter().map(|(category, s)| Entry {
                 brand: String::new(),
                 category,
+                product: String::new(),
                 median: s.median,
                 count: s.count,
             }))
             .collect();
-        entries.sort_by(|a, b| (&a.brand, &a.category).cmp(&(&b.brand, &b.category)));
+        entries.sort_by(|a, b| (&a.brand, &a.category, &a.product).cmp(&(&b.brand, &b.category, &b.product)));
+        let sorted = |set: HashSet<String>| -> Vec<String> {
+            let mut v: Vec<String> = set.into_iter().collect();
+            v.sort();
+            v
+        };
+        let (known_brands, known_categories) = match r.vocabulary {
+            Some(v) => (Some(sorted(v.brands)), Some(sorted(v.categories))),
+            None => (None, None),
+        };
         Stored {
-            format: "knockoff-reference-prices/1".into(),
+            format: "knockoff-reference-prices/2".into(),
             min_count: r.min_count,
             global: r.global,
             entries,
+            known_brands,
+            known_categories,
         }
+    }
+}
+
+/// What a listing's usual price is looked up by: normalised brand and category, and its
+/// leading title words (one, two and three of them) that are not the brand's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PriceKey {
+    pub brand: String,
+    pub category: String,
+    pub phrases: Vec<String>,
+}
+
+impl ReferencePrices {
+    pub fn empty() -> ReferencePrices {
+        ReferencePrices::fit(std::iter::empty(), 1)
     }
 }
 
@@ -170,22 +259,23 @@ fn stats<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<f64>>, min_count: usize
 }
 
 impl ReferencePrices {
-    /// Learns usual prices from `(brand, category, base_price)` of genuine listings.
+    /// Learns usual prices from the [`PriceKey`]s and base prices of genuine listings.
     /// Groups with fewer than `min_count` prices are left out so lookups fall back.
-    pub fn fit<'a>(
-        genuine: impl IntoIterator<Item = (&'a str, &'a str, f64)>,
-        min_count: usize,
-    ) -> ReferencePrices {
+    pub fn fit(genuine: impl IntoIterator<Item = (PriceKey, f64)>, min_count: usize) -> ReferencePrices {
         let mut all = Vec::new();
+        let mut by_p: HashMap<(String, String, String), Vec<f64>> = HashMap::new();
         let mut by_bc: HashMap<(String, String), Vec<f64>> = HashMap::new();
         let mut by_b: HashMap<String, Vec<f64>> = HashMap::new();
         let mut by_c: HashMap<String, Vec<f64>> = HashMap::new();
-        for (brand, category, price) in genuine {
+        for (key, price) in genuine {
             if !price.is_finite() || price <= 0.0 {
                 continue;
             }
-            let (b, c) = (group_key(brand), group_key(category));
+            let PriceKey { brand: b, category: c, phrases } = key;
             all.push(price);
+            for phrase in phrases {
+                by_p.entry((b.clone(), c.clone(), phrase)).or_default().push(price);
+            }
             if !b.is_empty() && !c.is_empty() {
                 by_bc.entry((b.clone(), c.clone())).or_default().push(price);
             }
@@ -204,15 +294,47 @@ impl ReferencePrices {
         ReferencePrices {
             min_count,
             global,
+            by_product: stats(by_p, min_count),
             by_brand_category: stats(by_bc, min_count),
             by_brand: stats(by_b, min_count),
             by_category: stats(by_c, min_count),
+            vocabulary: None,
         }
     }
 
-    /// The most specific usual price known for a (normalised) brand and category.
-    pub fn lookup(&self, brand_key: &str, category_key: &str) -> Reference {
-        let found = |level, stat: Option<&RefStat>| stat.map(|s| Reference { level, stat: *s });
+    pub fn with_vocabulary(mut self, vocabulary: Vocabulary) -> ReferencePrices {
+        self.vocabulary = Some(vocabulary);
+        self
+    }
+
+    /// Whether the model learned about this (normalised) brand; unknown ones are treated
+    /// like a missing brand, so an unfamiliar name is never read as evidence.
+    pub fn knows_brand(&self, brand_key: &str) -> bool {
+        self.vocabulary.as_ref().is_none_or(|v| v.brands.contains(brand_key))
+    }
+
+    pub fn knows_category(&self, category_key: &str) -> bool {
+        self.vocabulary.as_ref().is_none_or(|v| v.categories.contains(category_key))
+    }
+
+    /// The most specific usual price known for a listing's key: the longest known product
+    /// phrase first, then brand and category, brand, category, and all listings.
+    pub fn lookup<'k>(&self, key: &'k PriceKey) -> Reference<'k> {
+        for phrase in key.phrases.iter().rev() {
+            if let Some(stat) = self.by_product.get(&(key.brand.clone(), key.category.clone(), phrase.clone())) {
+                return Reference {
+                    level: RefLevel::Product,
+                    stat: *stat,
+                    phrase,
+                };
+            }
+        }
+        self.lookup_group(&key.brand, &key.category)
+    }
+
+    /// Like [`ReferencePrices::lookup`] but ignoring product phrases.
+    pub fn lookup_group(&self, brand_key: &str, category_key: &str) -> Reference<'static> {
+        let found = |level, stat: Option<&RefStat>| stat.map(|s| Reference { level, stat: *s, phrase: "" });
         found(
             RefLevel::BrandCategory,
             self.by_brand_category
@@ -223,11 +345,12 @@ impl ReferencePrices {
         .unwrap_or(Reference {
             level: RefLevel::Global,
             stat: self.global,
+            phrase: "",
         })
     }
 
     pub fn len(&self) -> usize {
-        self.by_brand_category.len() + self.by_brand.len() + self.by_category.len()
+        self.by_product.len() + self.by_brand_category.len() + self.by_brand.len() + self.by_category.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -242,19 +365,31 @@ mod tests {
     fn fitted() -> ReferencePrices {
         let mut rows = Vec::new();
         for p in [9000.0, 10000.0, 11000.0] {
-            rows.push(("Rolex", "watches", p));
+            rows.push((key("Rolex", "watches", &["daytona"]), p));
         }
         for p in [20.0, 30.0, 40.0] {
-            rows.push(("Casio", "watches", p));
+            rows.push((key("Casio", "watches", &["g-shock"]), p));
         }
-        rows.push(("Rare", "bags", 50.0));
-        ReferencePrices::fit(rows.iter().map(|(b, c, p)| (*b, *c, *p)), 3)
+        rows.push((key("Rare", "bags", &[]), 50.0));
+        ReferencePrices::fit(rows, 3)
+    }
+
+    fn key(brand: &str, category: &str, phrases: &[&str]) -> PriceKey {
+        PriceKey {
+            brand: group_key(brand),
+            category: group_key(category),
+            phrases: phrases.iter().map(|p| p.to_string()).collect(),
+        }
     }
 
     #[test]
     fn lookup_prefers_the_most_specific_group() {
         let refs = fitted();
-        let r = refs.lookup("rolex", "watches");
+        let k = key("rolex", "watches", &["daytona", "daytona black"]);
+        let r = refs.lookup(&k);
+        assert_eq!((r.level, r.phrase), (RefLevel::Product, "daytona"));
+        assert_eq!(r.stat.median, 10000.0);
+        let r = refs.lookup_group("rolex", "watches");
         assert_eq!(r.level, RefLevel::BrandCategory);
         assert_eq!(r.stat.median, 10000.0);
         assert_eq!(r.stat.count, 3);
@@ -263,11 +398,12 @@ mod tests {
     #[test]
     fn rare_and_unknown_groups_fall_back() {
         let refs = fitted();
-        assert_eq!(refs.lookup("rolex", "toys").level, RefLevel::Brand);
-        assert_eq!(refs.lookup("newbrand", "watches").level, RefLevel::Category);
-        assert_eq!(refs.lookup("watches", "").level, RefLevel::Global);
+        assert_eq!(refs.lookup(&key("rolex", "watches", &["submariner"])).level, RefLevel::BrandCategory);
+        assert_eq!(refs.lookup_group("rolex", "toys").level, RefLevel::Brand);
+        assert_eq!(refs.lookup_group("newbrand", "watches").level, RefLevel::Category);
+        assert_eq!(refs.lookup_group("watches", "").level, RefLevel::Global);
         // "Rare" has a single price: below min_count, so it is not trusted.
-        assert_eq!(refs.lookup("rare", "bags").level, RefLevel::Global);
+        assert_eq!(refs.lookup_group("rare", "bags").level, RefLevel::Global);
         assert_eq!(refs.global.count, 7);
     }
 
@@ -278,6 +414,19 @@ mod tests {
         let back: ReferencePrices = serde_json::from_str(&json).unwrap();
         assert_eq!(back, refs);
         assert!(json.contains("\"brand\":\"rolex\""));
+    }
+
+    #[test]
+    fn vocabulary_keeps_frequent_values_and_survives_json() {
+        let rows = [("Nike", "sneakers"), ("nike", "sneakers"), ("Rare", "sneakers")];
+        let refs = fitted().with_vocabulary(Vocabulary::fit(rows.iter().copied(), 2));
+        assert!(refs.knows_brand("nike"));
+        assert!(!refs.knows_brand("rare"));
+        assert!(refs.knows_category("sneakers"));
+        assert!(!refs.knows_category("pets"));
+        let back: ReferencePrices = serde_json::from_str(&serde_json::to_string(&refs).unwrap()).unwrap();
+        assert_eq!(back, refs);
+        assert!(fitted().knows_brand("anything"), "no vocabulary: everything counts as known");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
 use crate::prevalence::QuantificationStats;
 use crate::reader::{load_rows, LoadError, Row, RowError};
-use crate::reference::{group_key, ReferencePrices};
+use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::ProgressBar;
@@ -116,8 +116,8 @@ impl Default for TrainOptions {
             mlp_learning_rate: 2e-3,
             mlp_weight_decay: 1e-4,
             token_dropout: 0.1,
-            brand_dropout: 0.05,
-            category_dropout: 0.05,
+            brand_dropout: 0.2,
+            category_dropout: 0.2,
             features: FeatureConfig::default(),
             network: NetworkConfig::default(),
             reference_min_count: 5,
@@ -281,14 +281,17 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     }
 
     // Usual prices come from the genuine listings the network trains on, nothing else.
-    let references = ReferencePrices::fit(
-        fit_rows
-            .iter()
-            .filter(|r| r.label == Some(false))
-            .filter_map(|r| r.listing.price.as_ref().map(|p| (r.listing.brand.as_str(), r.listing.category.as_str(), p.base_amount))),
+    let featurizer = Featurizer::new(options.features.clone(), standard_tokenizer(), ReferencePrices::empty())?;
+    let priced: Vec<(PriceKey, f64)> = fit_rows
+        .par_iter()
+        .filter(|r| r.label == Some(false))
+        .filter_map(|r| r.listing.price.as_ref().map(|p| (featurizer.price_key(&r.listing), p.base_amount)))
+        .collect();
+    let vocabulary = Vocabulary::fit(
+        fit_rows.iter().map(|r| (r.listing.brand.as_str(), r.listing.category.as_str())),
         options.reference_min_count,
     );
-    let featurizer = Featurizer::new(options.features.clone(), standard_tokenizer(), references)?;
+    let featurizer = featurizer.with_references(ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary));
 
     let featurize_started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);

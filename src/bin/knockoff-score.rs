@@ -1,1 +1,114 @@
-fn main() {}
+//! `knockoff-score`: scores a file of listings with a model directory, prints evaluation
+//! metrics when the file is labelled and prevalence estimates, and writes optional reports.
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use knockoff::decision::Thresholds;
+use knockoff::model::Model;
+use knockoff::telemetry::{self, LogFormat};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Score listings from a file (.csv, .csv.gz, .jsonl, .jsonl.gz) into a CSV or JSONL file.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Model directory.
+    #[arg(long, env = "KNOCKOFF_MODEL", default_value = "models/default")]
+    model: PathBuf,
+    /// Listings to score.
+    #[arg(long, env = "KNOCKOFF_INPUT")]
+    input: PathBuf,
+    /// Output file: `id, probability, decision, error`, one row per input row, in order.
+    #[arg(long, env = "KNOCKOFF_OUTPUT")]
+    output: PathBuf,
+    /// Prevalence report: `.html` (self-contained page) or `.json`.
+    #[arg(long, env = "KNOCKOFF_REPORT")]
+    report: Option<PathBuf>,
+    /// Groups (brand, category, currency) with fewer listings get no prevalence estimate.
+    #[arg(long, env = "KNOCKOFF_MIN_GROUP_ROWS", default_value_t = 100)]
+    min_group_rows: usize,
+    /// Override the model's review threshold (calibrated probability).
+    #[arg(long, env = "KNOCKOFF_REVIEW_THRESHOLD")]
+    review_threshold: Option<f32>,
+    /// Override the model's block threshold (calibrated probability).
+    #[arg(long, env = "KNOCKOFF_BLOCK_THRESHOLD")]
+    block_threshold: Option<f32>,
+    /// Currency rate overrides, CODE=VALUE in the model's base currency; repeatable.
+    #[arg(long = "currency-rate", env = "KNOCKOFF_CURRENCY_RATES", value_delimiter = ',')]
+    currency_rates: Vec<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, env = "KNOCKOFF_THREADS")]
+    threads: Option<usize>,
+    #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    telemetry::init(args.log_format);
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build_global()
+            .context("--threads")?;
+    }
+    let mut model = Model::load(&args.model).with_context(|| format!("loading model {}", args.model.display()))?;
+    let current = model.thresholds();
+    let thresholds = Thresholds {
+        review: args.review_threshold.unwrap_or(current.review),
+        block: args.block_threshold.unwrap_or(current.block),
+    };
+    for (name, value) in [("review", thresholds.review), ("block", thresholds.block)] {
+        if !(0.0..=1.0).contains(&value) {
+            anyhow::bail!("--{name}-threshold must be between 0 and 1, got {value}");
+        }
+    }
+    if thresholds.review > thresholds.block {
+        anyhow::bail!("the review threshold ({}) must not exceed the block threshold ({})", thresholds.review, thresholds.block);
+    }
+    model.set_thresholds(thresholds);
+    if !args.currency_rates.is_empty() {
+        model.config.currency = model
+            .config
+            .currency
+            .clone()
+            .with_overrides(&args.currency_rates)
+            .context("--currency-rate")?;
+    }
+    tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
+
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {elapsed}").context("progress template")?);
+    let started = std::time::Instant::now();
+    let summary = knockoff::score::score_file(&model, &args.input, &args.output, &progress)?;
+    progress.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "scored {} of {} rows in {:.2}s ({:.0} rows/s); {} rows could not be scored (see the error column of {})",
+        summary.scored.len(),
+        summary.rows,
+        seconds,
+        summary.rows as f64 / seconds.max(1e-9),
+        summary.errors.len(),
+        args.output.display()
+    )?;
+    for error in summary.errors.iter().take(20) {
+        writeln!(out, "  {error}")?;
+    }
+    if summary.errors.len() > 20 {
+        writeln!(out, "  ... and {} more", summary.errors.len() - 20)?;
+    }
+    let (probabilities, labels) = summary.labelled();
+    if !labels.is_empty() {
+        let evaluation = knockoff::metrics::evaluate(&probabilities, &labels, &thresholds);
+        let categories = summary.categories_of_labelled();
+        let per_category = knockoff::metrics::evaluate_by_group(&probabilities, &labels, &categories, &thresholds, 50);
+        writeln!(out, "{}", knockoff::metrics::summary_table(&evaluation, &per_category))?;
+    }
+    Ok(())
+}

@@ -50,6 +50,12 @@ struct Args {
     mlp_lr: f64,
     #[arg(long, env = "KNOCKOFF_TOKEN_DROPOUT", default_value_t = 0.1)]
     token_dropout: f32,
+    /// Share of training rows also shown with the brand blanked.
+    #[arg(long, env = "KNOCKOFF_BRAND_DROPOUT", default_value_t = 0.2)]
+    brand_dropout: f64,
+    /// Share of training rows also shown with the category blanked.
+    #[arg(long, env = "KNOCKOFF_CATEGORY_DROPOUT", default_value_t = 0.2)]
+    category_dropout: f64,
     /// Precision the `block` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_BLOCK_PRECISION", default_value_t = 0.95)]
     block_precision: f64,
@@ -101,6 +107,8 @@ fn main() -> anyhow::Result<()> {
         embedding_learning_rate: args.embedding_lr,
         mlp_learning_rate: args.mlp_lr,
         token_dropout: args.token_dropout.clamp(0.0, 0.9),
+        brand_dropout: args.brand_dropout.clamp(0.0, 1.0),
+        category_dropout: args.category_dropout.clamp(0.0, 1.0),
         features: FeatureConfig {
             buckets: 1 << args.hash_bits,
             ..FeatureConfig::default()

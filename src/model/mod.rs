@@ -227,13 +227,14 @@ fn describe_price(price: &crate::features::PriceContext) -> String {
     let Some(base) = price.base_price else {
         return "no price given".to_string();
     };
-    let group = match price.reference.level {
+    let group = match price.level {
+        RefLevel::Product => format!("\"{}\" in {} {}", price.phrase, price.brand, price.category),
         RefLevel::BrandCategory => format!("{} {}", price.brand, price.category),
         RefLevel::Brand => price.brand.clone(),
         RefLevel::Category => price.category.clone(),
         RefLevel::Global => "all listings".to_string(),
     };
-    let ratio = base / price.reference.stat.median.max(0.01);
+    let ratio = base / price.usual_price.max(0.01);
     let share = if ratio < 0.995 {
         format!("{:.0}% of", (ratio * 100.0).max(0.0))
     } else if ratio <= 1.005 {
@@ -244,7 +245,7 @@ fn describe_price(price: &crate::features::PriceContext) -> String {
     let share = share.trim_end();
     format!(
         "price is {share} the usual price for {group} (usual ≈ {:.2}, here {:.2} in base currency)",
-        price.reference.stat.median, base
+        price.usual_price, base
     )
 }
 

@@ -1,0 +1,256 @@
+//! Batch scoring, file to file: streams rows, scores them on all cores, writes one output row
+//! per input row in input order (with an `error` column for rows that cannot be scored), and
+//! collects what the evaluation and prevalence reports need.
+
+use crate::decision::Decision;
+use crate::features::Features;
+use crate::listing::Listing;
+use crate::model::{Model, ModelError};
+use crate::prevalence::ScoredRow;
+use crate::reader::{ReadError, RowError, RowReader, RawRow};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+
+/// Rows read and scored together; big enough to keep both cores busy.
+const CHUNK_ROWS: usize = 8192;
+/// Rows per network call inside a chunk.
+const MODEL_BATCH: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: unknown output type; use .csv or .jsonl")]
+    OutputFormat { path: PathBuf },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// The outcome of one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowOutcome {
+    Scored {
+        id: String,
+        probability: f32,
+        decision: Decision,
+    },
+    Failed {
+        id: String,
+        error: String,
+    },
+}
+
+/// What a scoring run saw, for summaries and reports.
+#[derive(Debug, Default)]
+pub struct ScoreSummary {
+    pub rows: usize,
+    pub errors: Vec<RowError>,
+    /// One entry per scored row, in input order.
+    pub scored: Vec<ScoredRow>,
+}
+
+impl ScoreSummary {
+    /// Probabilities and labels of scored rows that carry a label.
+    pub fn labelled(&self) -> (Vec<f32>, Vec<bool>) {
+        self.scored
+            .iter()
+            .filter_map(|r| r.label.map(|l| (r.probability, l)))
+            .unzip()
+    }
+
+    pub fn categories_of_labelled(&self) -> Vec<&str> {
+        self.scored
+            .iter()
+            .filter(|r| r.label.is_some())
+            .map(|r| r.category.as_deref().unwrap_or(""))
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum OutputFormat {
+    Csv,
+    JsonLines,
+}
+
+enum Sink {
+    Csv(csv::Writer<BufWriter<File>>),
+    Json(BufWriter<File>),
+}
+
+impl Sink {
+    fn create(path: &Path) -> Result<Sink, ScoreError> {
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let format = if name.ends_with(".csv") {
+            OutputFormat::Csv
+        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            OutputFormat::JsonLines
+        } else {
+            return Err(ScoreError::OutputFormat {
+                path: path.to_path_buf(),
+            });
+        };
+        let file = File::create(path).map_err(|source| ScoreError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let writer = BufWriter::with_capacity(1 << 20, file);
+        Ok(match format {
+            OutputFormat::Csv => {
+                let mut w = csv::Writer::from_writer(writer);
+                w.write_record(["id", "probability", "decision", "error"])
+                    .map_err(|e| ScoreError::Write {
+                        path: path.to_path_buf(),
+                        source: e.into(),
+                    })?;
+                Sink::Csv(w)
+            }
+            OutputFormat::JsonLines => Sink::Json(writer),
+        })
+    }
+
+    fn write(&mut self, outcome: &RowOutcome) -> std::io::Result<()> {
+        match (self, outcome) {
+            (Sink::Csv(w), RowOutcome::Scored { id, probability, decision }) => {
+                let p = format!("{probability:.6}");
+                w.write_record([id.as_str(), &p, decision.as_str(), ""]).map_err(Into::into)
+            }
+            (Sink::Csv(w), RowOutcome::Failed { id, error }) => {
+                w.write_record([id.as_str(), "", "", error.as_str()]).map_err(Into::into)
+            }
+            (Sink::Json(w), RowOutcome::Scored { id, probability, decision }) => {
+                let line = serde_json::json!({"id": id, "probability": probability, "decision": decision});
+                writeln!(w, "{line}")
+            }
+            (Sink::Json(w), RowOutcome::Failed { id, error }) => {
+                let line = serde_json::json!({"id": id, "probability": null, "decision": null, "error": error});
+                writeln!(w, "{line}")
+            }
+        }
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Csv(mut w) => w.flush(),
+            Sink::Json(mut w) => w.flush(),
+        }
+    }
+}
+
+/// Validates and scores one chunk of read rows in parallel, keeping order.
+pub fn score_chunk(
+    model: &Model,
+    file: &str,
+    chunk: Vec<Result<RawRow, RowError>>,
+) -> Result<Vec<(RowOutcome, Option<ScoredRow>, Option<RowError>)>, ModelError> {
+    let validated: Vec<Result<(Listing, Option<bool>, Features), RowError>> = chunk
+        .into_par_iter()
+        .map(|item| {
+            let row = item?.validate(file, model.rates(), model.limits(), false)?;
+            let features = model.featurizer.featurize(&row.listing);
+            Ok((row.listing, row.label, features))
+        })
+        .collect();
+    let ok: Vec<&Features> = validated.iter().filter_map(|r| r.as_ref().ok().map(|(_, _, f)| f)).collect();
+    let scores: Vec<_> = ok
+        .par_chunks(MODEL_BATCH)
+        .map(|batch| model.score_features(batch))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut scores = scores.into_iter();
+    let mut out = Vec::with_capacity(validated.len());
+    for item in validated {
+        match item {
+            Ok((listing, label, _)) => {
+                let Some(score) = scores.next() else {
+                    break;
+                };
+                let currency = listing.price.as_ref().map(|p| p.currency.clone());
+                out.push((
+                    RowOutcome::Scored {
+                        id: listing.id,
+                        probability: score.probability,
+                        decision: score.decision,
+                    },
+                    Some(ScoredRow {
+                        probability: score.probability,
+                        decision: score.decision,
+                        brand: Some(listing.brand).filter(|b| !b.is_empty()),
+                        category: Some(listing.category).filter(|c| !c.is_empty()),
+                        currency,
+                        label,
+                    }),
+                    None,
+                ));
+            }
+            Err(error) => out.push((
+                RowOutcome::Failed {
+                    id: error.id.clone().unwrap_or_default(),
+                    error: error.to_string(),
+                },
+                None,
+                Some(error),
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// Scores `input` into `output`. Reading runs on its own thread while chunks are scored
+/// on the rayon pool, so parsing overlaps with featurisation.
+pub fn score_file(
+    model: &Model,
+    input: &Path,
+    output: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<ScoreSummary, ScoreError> {
+    let reader = RowReader::open(input)?;
+    let file = input.display().to_string();
+    let mut sink = Sink::create(output)?;
+    let write_error = |source: std::io::Error| ScoreError::Write {
+        path: output.to_path_buf(),
+        source,
+    };
+    let (sender, receiver) = sync_channel::<Vec<Result<RawRow, RowError>>>(2);
+    let mut summary = ScoreSummary::default();
+    std::thread::scope(|scope| -> Result<(), ScoreError> {
+        scope.spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+            for item in reader {
+                chunk.push(item);
+                if chunk.len() == CHUNK_ROWS {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                    if sender.send(full).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = sender.send(chunk);
+            }
+        });
+        for chunk in receiver {
+            let n = chunk.len();
+            for (outcome, scored, error) in score_chunk(model, &file, chunk)? {
+                sink.write(&outcome).map_err(write_error)?;
+                summary.scored.extend(scored);
+                summary.errors.extend(error);
+            }
+            summary.rows += n;
+            progress.inc(n as u64);
+        }
+        Ok(())
+    })?;
+    sink.finish().map_err(write_error)?;
+    Ok(summary)
+}

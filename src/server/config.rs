@@ -1,0 +1,358 @@
+//! knockoff-serve's configuration: command-line flags that each also read a `KNOCKOFF_*`
+//! environment variable, validated once into a typed [`ServerConfig`] whose `Debug` output
+//! is safe to log (the admin token is kept only as a digest and printed as `<redacted>`).
+
+use crate::decision::Thresholds;
+use crate::telemetry::LogFormat;
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_MODEL: &str = "models/default";
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BATCH_LISTINGS: usize = 1000;
+/// 8 MiB: room for a full 1000-listing batch with long descriptions.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+pub const DEFAULT_MAX_MODEL_BATCH: usize = 256;
+pub const DEFAULT_REASONS: usize = 3;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// Shorter tokens are guessable; refusing them at start-up beats an admin API that is
+/// open in practice.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Upper bound on explanation reasons per listing: each costs a sort entry, and a reviewer
+/// reads a handful at most.
+pub const MAX_REASONS: usize = 20;
+
+/// Real-time counterfeit-listing scoring server.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "knockoff-serve", version, about)]
+pub struct Cli {
+    /// Model directory to serve (written by knockoff-train).
+    #[arg(long, env = "KNOCKOFF_MODEL", default_value = DEFAULT_MODEL)]
+    pub model: PathBuf,
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "KNOCKOFF_ADDR", default_value = DEFAULT_ADDR)]
+    pub addr: SocketAddr,
+    /// Most listings accepted in one request ({"listings": [...]} or one v2 batch).
+    #[arg(long, env = "KNOCKOFF_MAX_BATCH_LISTINGS", default_value_t = DEFAULT_MAX_BATCH_LISTINGS)]
+    pub max_batch_listings: usize,
+    /// Largest request body in bytes; larger bodies get 413.
+    #[arg(long, env = "KNOCKOFF_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Requests that may wait for the model at once; beyond that, 429 with Retry-After.
+    #[arg(long, env = "KNOCKOFF_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
+    pub queue_capacity: usize,
+    /// Most listings the model scores in one pass; queued requests are merged up to this
+    /// (a single larger request is scored on its own).
+    #[arg(long, env = "KNOCKOFF_MAX_MODEL_BATCH", default_value_t = DEFAULT_MAX_MODEL_BATCH)]
+    pub max_model_batch: usize,
+    /// Reasons returned per listing by /v1/score (0 turns explanations off).
+    #[arg(long, env = "KNOCKOFF_REASONS", default_value_t = DEFAULT_REASONS)]
+    pub reasons: usize,
+    /// Bearer token for /admin routes; without one they are disabled.
+    #[arg(long, env = "KNOCKOFF_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C.
+    #[arg(long, env = "KNOCKOFF_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
+    pub shutdown_timeout_secs: u64,
+    #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Overrides the model's review threshold (probability at or above which to review).
+    #[arg(long, env = "KNOCKOFF_REVIEW_THRESHOLD")]
+    pub review_threshold: Option<f32>,
+    /// Overrides the model's block threshold (probability at or above which to block).
+    #[arg(long, env = "KNOCKOFF_BLOCK_THRESHOLD")]
+    pub block_threshold: Option<f32>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("--{flag} must be at least {min} (got {value})")]
+    TooSmall {
+        flag: &'static str,
+        min: usize,
+        value: usize,
+    },
+    #[error("--{flag} must be at most {max} (got {value})")]
+    TooLarge {
+        flag: &'static str,
+        max: usize,
+        value: usize,
+    },
+    #[error("--{flag} must be a probability between 0 and 1 (got {value})")]
+    Threshold { flag: &'static str, value: f32 },
+    #[error("--review-threshold ({review}) must not be above --block-threshold ({block})")]
+    ThresholdOrder { review: f32, block: f32 },
+    #[error("--admin-token must be at least {MIN_ADMIN_TOKEN_CHARS} characters long")]
+    ShortToken,
+}
+
+/// A configured admin token. Only its SHA-256 digest is kept, so the secret never sits in
+/// the config that is logged, cloned or printed.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn new(token: &str) -> Result<Self, ConfigError> {
+        if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+            return Err(ConfigError::ShortToken);
+        }
+        Ok(AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    /// Compares in constant time. Hashing first makes the comparison independent of both
+    /// the candidate's length and where it first differs.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        let difference = self
+            .digest
+            .iter()
+            .zip(candidate.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        // black_box keeps the optimiser from turning the fold into an early-exit compare.
+        std::hint::black_box(difference) == 0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Operator overrides of the model's decision thresholds, applied to every model loaded
+/// (at start-up and on each reload).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ThresholdOverrides {
+    pub review: Option<f32>,
+    pub block: Option<f32>,
+}
+
+impl ThresholdOverrides {
+    /// The model's thresholds with the overrides applied, refused if review > block.
+    pub fn apply(&self, model: Thresholds) -> Result<Thresholds, ConfigError> {
+        let merged = Thresholds {
+            review: self.review.unwrap_or(model.review),
+            block: self.block.unwrap_or(model.block),
+        };
+        if merged.review > merged.block {
+            return Err(ConfigError::ThresholdOrder {
+                review: merged.review,
+                block: merged.block,
+            });
+        }
+        Ok(merged)
+    }
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub model_path: PathBuf,
+    pub addr: SocketAddr,
+    pub max_batch_listings: usize,
+    pub max_body_bytes: usize,
+    pub queue_capacity: usize,
+    pub max_model_batch: usize,
+    pub reasons: usize,
+    pub admin_token: Option<AdminToken>,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub thresholds: ThresholdOverrides,
+}
+
+impl ServerConfig {
+    /// The defaults of every flag, serving `model_path`: what tests and embedders start from.
+    pub fn new(model_path: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            model_path: model_path.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_batch_listings: DEFAULT_MAX_BATCH_LISTINGS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_model_batch: DEFAULT_MAX_MODEL_BATCH,
+            reasons: DEFAULT_REASONS,
+            admin_token: None,
+            shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            log_format: LogFormat::Text,
+            thresholds: ThresholdOverrides::default(),
+        }
+    }
+
+    /// Checks every bound (the same checks [`Cli::into_config`] runs).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let at_least = |flag, min, value| {
+            if value < min {
+                Err(ConfigError::TooSmall { flag, min, value })
+            } else {
+                Ok(())
+            }
+        };
+        at_least("max-batch-listings", 1, self.max_batch_listings)?;
+        // Below this not even one small listing fits.
+        at_least("max-body-bytes", 64, self.max_body_bytes)?;
+        at_least("queue-capacity", 1, self.queue_capacity)?;
+        at_least("max-model-batch", 1, self.max_model_batch)?;
+        if self.reasons > MAX_REASONS {
+            return Err(ConfigError::TooLarge {
+                flag: "reasons",
+                max: MAX_REASONS,
+                value: self.reasons,
+            });
+        }
+        for (flag, value) in [
+            ("review-threshold", self.thresholds.review),
+            ("block-threshold", self.thresholds.block),
+        ] {
+            if let Some(value) = value {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(ConfigError::Threshold { flag, value });
+                }
+            }
+        }
+        if let (Some(review), Some(block)) = (self.thresholds.review, self.thresholds.block) {
+            if review > block {
+                return Err(ConfigError::ThresholdOrder { review, block });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Cli {
+    pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
+        // An empty variable (KNOCKOFF_ADMIN_TOKEN=) means "not configured": admin stays off.
+        let admin_token = match self.admin_token.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(token) => Some(AdminToken::new(token)?),
+        };
+        let config = ServerConfig {
+            model_path: self.model,
+            addr: self.addr,
+            max_batch_listings: self.max_batch_listings,
+            max_body_bytes: self.max_body_bytes,
+            queue_capacity: self.queue_capacity,
+            max_model_batch: self.max_model_batch,
+            reasons: self.reasons,
+            admin_token,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            log_format: self.log_format,
+            thresholds: ThresholdOverrides {
+                review: self.review_threshold,
+                block: self.block_threshold,
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<ServerConfig, ConfigError> {
+        let mut all = vec!["knockoff-serve"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("flags parse").into_config()
+    }
+
+    #[test]
+    fn defaults_match_the_issue() {
+        let config = parse(&["--model", "models/x"]).unwrap();
+        assert_eq!(config.model_path, PathBuf::from("models/x"));
+        assert_eq!(config.max_batch_listings, 1000);
+        assert_eq!(config.reasons, 3);
+        assert!(config.admin_token.is_none());
+        // ServerConfig::new and the flags agree on every default.
+        let fresh = ServerConfig::new("models/x");
+        assert_eq!(format!("{fresh:?}"), format!("{config:?}"));
+    }
+
+    #[test]
+    fn every_flag_names_its_environment_variable() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            assert_eq!(
+                env,
+                format!("KNOCKOFF_{}", id.to_uppercase()),
+                "flag --{id} must read KNOCKOFF_{}",
+                id.to_uppercase()
+            );
+        }
+    }
+
+    #[test]
+    fn admin_token_is_redacted_and_compared_exactly() {
+        let config = parse(&["--admin-token", "s3cret-s3cret-s3cret"]).unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("<redacted>"));
+        let token = config.admin_token.unwrap();
+        assert!(token.matches("s3cret-s3cret-s3cret"));
+        assert!(!token.matches("s3cret-s3cret-s3cre"));
+        assert!(!token.matches(""));
+        assert_eq!(
+            parse(&["--admin-token", "short"]).unwrap_err(),
+            ConfigError::ShortToken
+        );
+        assert!(parse(&["--admin-token", ""]).unwrap().admin_token.is_none());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(matches!(
+            parse(&["--queue-capacity", "0"]),
+            Err(ConfigError::TooSmall { flag: "queue-capacity", .. })
+        ));
+        assert!(matches!(
+            parse(&["--review-threshold", "1.5"]),
+            Err(ConfigError::Threshold { .. })
+        ));
+        assert!(matches!(
+            parse(&["--review-threshold", "0.9", "--block-threshold", "0.5"]),
+            Err(ConfigError::ThresholdOrder { .. })
+        ));
+        assert!(matches!(
+            parse(&["--reasons", "1000"]),
+            Err(ConfigError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn overrides_merge_with_model_thresholds() {
+        let model = Thresholds {
+            review: 0.2,
+            block: 0.8,
+        };
+        let only_block = ThresholdOverrides {
+            review: None,
+            block: Some(0.9),
+        };
+        assert_eq!(
+            only_block.apply(model).unwrap(),
+            Thresholds {
+                review: 0.2,
+                block: 0.9
+            }
+        );
+        let crossing = ThresholdOverrides {
+            review: None,
+            block: Some(0.1),
+        };
+        assert!(crossing.apply(model).is_err());
+    }
+}

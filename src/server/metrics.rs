@@ -1,0 +1,232 @@
+//! Prometheus metrics of one server instance: request counts and latencies by route,
+//! model batch sizes, queue depth, rejections, the distribution of returned probabilities
+//! (for drift) and the loaded model's name and version.
+//!
+//! Each [`ServerMetrics`] owns its own recorder instead of installing a global one, so
+//! several routers in one process (tests) keep separate counts; every update runs through
+//! `metrics::with_local_recorder`.
+
+use super::error::RejectionReason;
+use super::AppState;
+use crate::decision::Decision;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Request latency buckets, seconds: sub-millisecond to multi-second.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+];
+/// Twenty equal-width probability bins: fine enough to see a shift in the score
+/// distribution between two scrapes.
+const PROBABILITY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
+    0.9, 0.95, 1.0,
+];
+
+/// Handles to one recorder and its renderer; cheap to clone.
+#[derive(Clone)]
+pub struct ServerMetrics {
+    recorder: Arc<PrometheusRecorder>,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for ServerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerMetrics")
+    }
+}
+
+impl Default for ServerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerMetrics {
+    pub fn new() -> Self {
+        let builder = PrometheusBuilder::new();
+        // Bucket lists are non-empty constants, the only thing set_buckets_for_metric
+        // rejects; falling back to summaries keeps the server up even so.
+        let builder = [
+            ("_seconds", LATENCY_BUCKETS),
+            ("knockoff_batch_listings", BATCH_SIZE_BUCKETS),
+            ("knockoff_request_listings", BATCH_SIZE_BUCKETS),
+            ("knockoff_probability", PROBABILITY_BUCKETS),
+        ]
+        .into_iter()
+        .fold(builder, |b, (name, buckets)| {
+            let matcher = if name.starts_with('_') {
+                Matcher::Suffix(name.to_string())
+            } else {
+                Matcher::Full(name.to_string())
+            };
+            match b.set_buckets_for_metric(matcher, buckets) {
+                Ok(b) => b,
+                Err(_) => PrometheusBuilder::new(),
+            }
+        });
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        let metrics = ServerMetrics {
+            recorder: Arc::new(recorder),
+            handle,
+        };
+        metrics.describe();
+        metrics
+    }
+
+    fn with<T>(&self, f: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(self.recorder.as_ref(), f)
+    }
+
+    fn describe(&self) {
+        self.with(|| {
+            metrics::describe_counter!("knockoff_http_requests_total", "HTTP requests by route, method and status");
+            metrics::describe_histogram!("knockoff_http_request_duration_seconds", "HTTP request latency by route");
+            metrics::describe_counter!("knockoff_rejected_requests_total", "Requests refused, by route and reason");
+            metrics::describe_histogram!("knockoff_batch_listings", "Listings per model pass (dynamic batch size)");
+            metrics::describe_histogram!("knockoff_request_listings", "Listings per scoring request");
+            metrics::describe_histogram!("knockoff_batch_duration_seconds", "Model time per batch: features, scores and reasons");
+            metrics::describe_histogram!("knockoff_queue_wait_seconds", "Time a request waited in the queue before its batch started");
+            metrics::describe_gauge!("knockoff_queue_depth", "Requests waiting for the model");
+            metrics::describe_gauge!("knockoff_queue_capacity", "Requests that may wait before 429");
+            metrics::describe_histogram!("knockoff_probability", "Returned probabilities (watch for drift)");
+            metrics::describe_counter!("knockoff_decisions_total", "Returned decisions");
+            metrics::describe_gauge!("knockoff_model_info", "The loaded model (value 1; 0 for models replaced by a reload)");
+            metrics::describe_counter!("knockoff_model_reloads_total", "Model reloads by result");
+            metrics::describe_counter!("knockoff_scoring_failures_total", "Model batches that failed");
+        });
+    }
+
+    /// The Prometheus text exposition of everything recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Drains histogram samples into their buckets; without it samples pile up between
+    /// scrapes. The model thread calls it periodically.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
+    pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        // Unknown methods collapse to one label so garbage requests cannot grow the series.
+        let method = match *method {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            Method::PATCH => "PATCH",
+            _ => "other",
+        };
+        let route = route.to_string();
+        self.with(|| {
+            counter!("knockoff_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
+            histogram!("knockoff_http_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+        });
+    }
+
+    pub fn record_rejection(&self, route: &str, reason: &'static str) {
+        let route = route.to_string();
+        self.with(|| {
+            counter!("knockoff_rejected_requests_total", "route" => route, "reason" => reason).increment(1);
+        });
+    }
+
+    pub fn record_request_listings(&self, listings: usize) {
+        self.with(|| histogram!("knockoff_request_listings").record(listings as f64));
+    }
+
+    pub fn set_queue_depth(&self, depth: usize) {
+        self.with(|| gauge!("knockoff_queue_depth").set(depth as f64));
+    }
+
+    pub fn set_queue_capacity(&self, capacity: usize) {
+        self.with(|| gauge!("knockoff_queue_capacity").set(capacity as f64));
+    }
+
+    pub fn record_queue_wait(&self, waited: Duration) {
+        self.with(|| histogram!("knockoff_queue_wait_seconds").record(waited.as_secs_f64()));
+    }
+
+    pub fn record_batch(&self, listings: usize, elapsed: Duration) {
+        self.with(|| {
+            histogram!("knockoff_batch_listings").record(listings as f64);
+            histogram!("knockoff_batch_duration_seconds").record(elapsed.as_secs_f64());
+        });
+    }
+
+    pub fn record_scoring_failure(&self) {
+        self.with(|| counter!("knockoff_scoring_failures_total").increment(1));
+    }
+
+    pub fn record_scores(&self, scores: impl Iterator<Item = (f32, Decision)>) {
+        self.with(|| {
+            let probability = histogram!("knockoff_probability");
+            for (p, decision) in scores {
+                probability.record(f64::from(p));
+                counter!("knockoff_decisions_total", "decision" => decision.as_str()).increment(1);
+            }
+        });
+    }
+
+    pub fn set_model_info(&self, name: &str, version: &str, value: f64) {
+        let (name, version) = (name.to_string(), version.to_string());
+        self.with(|| gauge!("knockoff_model_info", "name" => name, "version" => version).set(value));
+    }
+
+    pub fn record_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "refused" };
+        self.with(|| counter!("knockoff_model_reloads_total", "result" => result).increment(1));
+    }
+}
+
+/// Middleware: counts and times every request under its route template (never the raw
+/// path, which would let clients create unbounded series), and counts rejections by reason.
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = state.metrics();
+    metrics.record_request(&route, &method, response.status().as_u16(), started.elapsed());
+    if let Some(RejectionReason(reason)) = response.extensions().get::<RejectionReason>() {
+        metrics.record_rejection(&route, reason);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_instances_keep_separate_counts() {
+        let a = ServerMetrics::new();
+        let b = ServerMetrics::new();
+        a.record_request("/v1/score", &Method::POST, 200, Duration::from_millis(3));
+        a.set_model_info("m", "1", 1.0);
+        a.record_scores([(0.42f32, Decision::Review)].into_iter());
+        let text = a.render();
+        assert!(text.contains("knockoff_http_requests_total{route=\"/v1/score\",method=\"POST\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("knockoff_model_info{name=\"m\",version=\"1\"} 1"), "{text}");
+        assert!(text.contains("knockoff_probability_bucket{le=\"0.45\"} 1"), "{text}");
+        assert!(text.contains("knockoff_http_request_duration_seconds_bucket"), "{text}");
+        assert!(!b.render().contains("knockoff_http_requests_total{"));
+    }
+}

@@ -1,0 +1,400 @@
+//! Dynamic batching: handlers put validated listings on a bounded queue, and one model
+//! thread (a plain OS thread, so CPU-heavy scoring never blocks the async runtime) takes
+//! whatever is waiting, up to a maximum batch size, whenever it is free.
+//!
+//! Each job carries the model that validated it, and a batch only ever holds jobs of one
+//! model: after a hot reload, requests already queued still finish on the model they were
+//! accepted under, and the old model is dropped when its last job is answered.
+
+use super::metrics::ServerMetrics;
+use crate::decision::Decision;
+use crate::features::Features;
+use crate::listing::Listing;
+use crate::model::{Model, Reason};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How often the idle model thread wakes to drain metric histograms.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A model as served: the artifact plus what the API reports about it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub model: Model,
+    pub path: std::path::PathBuf,
+}
+
+impl LoadedModel {
+    pub fn name(&self) -> &str {
+        self.model.name()
+    }
+
+    pub fn version(&self) -> &str {
+        self.model.version()
+    }
+}
+
+/// One listing's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredListing {
+    pub id: String,
+    pub probability: f32,
+    pub decision: Decision,
+    pub reasons: Vec<Reason>,
+}
+
+/// Why a job was not scored.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum ScoringError {
+    #[error("{0}")]
+    Model(String),
+    #[error("the model panicked while scoring this batch")]
+    Panicked,
+}
+
+/// Why a job could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("queue is full")]
+    Full,
+    #[error("the model thread has stopped")]
+    Closed,
+}
+
+pub type Reply = Result<Vec<ScoredListing>, ScoringError>;
+
+struct Job {
+    model: Arc<LoadedModel>,
+    listings: Vec<Listing>,
+    reasons: usize,
+    enqueued_at: Instant,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueOptions {
+    /// Jobs (requests) that may wait at once.
+    pub capacity: usize,
+    /// Most listings per model pass; a larger single job is scored alone.
+    pub max_model_batch: usize,
+    /// Start with the model thread paused (see [`Queue::resume`]); for tests that need a
+    /// full queue without timing games, and for warm-up orchestration.
+    pub start_paused: bool,
+}
+
+/// A pause switch the model thread checks before each take.
+#[derive(Default)]
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    paused: bool,
+    closed: bool,
+}
+
+impl Gate {
+    fn set(&self, update: impl FnOnce(&mut GateState)) {
+        // A poisoned lock only means a thread panicked while holding it; the flags stay
+        // meaningful, so carry on with them.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        update(&mut state);
+        self.changed.notify_all();
+    }
+
+    /// Blocks while paused; false once the queue is being dropped.
+    fn wait_open(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.paused && !state.closed {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        !state.closed
+    }
+}
+
+/// The handlers' side of the queue. Dropping it (with the last `AppState`) stops the
+/// model thread once the queued jobs are answered.
+pub struct Queue {
+    sender: SyncSender<Job>,
+    depth: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    running: Arc<AtomicBool>,
+    capacity: usize,
+    metrics: ServerMetrics,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("depth", &self.depth())
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Queue {
+    /// Starts the model thread.
+    pub fn start(options: QueueOptions, metrics: ServerMetrics) -> std::io::Result<Queue> {
+        let capacity = options.capacity.max(1);
+        let (sender, receiver) = mpsc::sync_channel::<Job>(capacity);
+        let depth = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate::default());
+        gate.set(|s| s.paused = options.start_paused);
+        let running = Arc::new(AtomicBool::new(true));
+        let worker = Worker {
+            receiver,
+            depth: Arc::clone(&depth),
+            gate: Arc::clone(&gate),
+            max_model_batch: options.max_model_batch.max(1),
+            metrics: metrics.clone(),
+            carry: None,
+        };
+        let flag = Arc::clone(&running);
+        std::thread::Builder::new()
+            .name("knockoff-model".into())
+            .spawn(move || {
+                worker.run();
+                flag.store(false, Ordering::SeqCst);
+            })?;
+        metrics.set_queue_capacity(capacity);
+        metrics.set_queue_depth(0);
+        Ok(Queue {
+            sender,
+            depth,
+            gate,
+            running,
+            capacity,
+            metrics,
+        })
+    }
+
+    /// Queues listings for scoring without waiting: a full queue is an immediate error,
+    /// which the handler turns into 429.
+    pub fn submit(
+        &self,
+        model: Arc<LoadedModel>,
+        listings: Vec<Listing>,
+        reasons: usize,
+    ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            model,
+            listings,
+            reasons,
+            enqueued_at: Instant::now(),
+            reply,
+        };
+        // Count before sending so the worker's decrement can never underflow the gauge.
+        let depth = self.depth.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.sender.try_send(job) {
+            Ok(()) => {
+                self.metrics.set_queue_depth(depth);
+                Ok(receiver)
+            }
+            Err(e) => {
+                let depth = self.depth.fetch_sub(1, Ordering::SeqCst) - 1;
+                self.metrics.set_queue_depth(depth);
+                Err(match e {
+                    TrySendError::Full(_) => SubmitError::Full,
+                    TrySendError::Disconnected(_) => SubmitError::Closed,
+                })
+            }
+        }
+    }
+
+    /// Requests waiting for the model thread.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::SeqCst)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether the model thread is alive (it only stops when the queue is dropped).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Holds the model thread before its next take; queued requests wait.
+    pub fn pause(&self) {
+        self.gate.set(|s| s.paused = true);
+    }
+
+    pub fn resume(&self) {
+        self.gate.set(|s| s.paused = false);
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Wake a paused worker so it can see the channel close and exit.
+        self.gate.set(|s| s.closed = true);
+    }
+}
+
+struct Worker {
+    receiver: mpsc::Receiver<Job>,
+    depth: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    max_model_batch: usize,
+    metrics: ServerMetrics,
+    /// A job taken from the channel that did not fit the previous batch.
+    carry: Option<Job>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut last_upkeep = Instant::now();
+        loop {
+            if !self.gate.wait_open() {
+                // Dropped while paused: answer nothing more (the receivers see a closed
+                // channel and their handlers answer 503).
+                break;
+            }
+            let first = match self.carry.take() {
+                Some(job) => job,
+                None => match self.receiver.recv_timeout(UPKEEP_INTERVAL) {
+                    Ok(job) => self.taken(job),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.metrics.upkeep();
+                        last_upkeep = Instant::now();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let batch = self.fill(first);
+            self.score(batch);
+            if last_upkeep.elapsed() >= UPKEEP_INTERVAL {
+                self.metrics.upkeep();
+                last_upkeep = Instant::now();
+            }
+        }
+        self.metrics.upkeep();
+    }
+
+    fn taken(&self, job: Job) -> Job {
+        let depth = self.depth.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        self.metrics.set_queue_depth(depth);
+        job
+    }
+
+    /// Adds whatever else is already waiting, while it fits and uses the same model.
+    fn fill(&mut self, first: Job) -> Vec<Job> {
+        let mut listings = first.listings.len();
+        let mut batch = vec![first];
+        while listings < self.max_model_batch {
+            let Ok(job) = self.receiver.try_recv() else {
+                break;
+            };
+            let job = self.taken(job);
+            let same_model = Arc::ptr_eq(&job.model, &batch[0].model);
+            if same_model && listings + job.listings.len() <= self.max_model_batch {
+                listings += job.listings.len();
+                batch.push(job);
+            } else {
+                self.carry = Some(job);
+                break;
+            }
+        }
+        batch
+    }
+
+    fn score(&self, jobs: Vec<Job>) {
+        // A client that gave up (disconnected) no longer needs its answer: skip its work.
+        let jobs: Vec<Job> = jobs.into_iter().filter(|j| !j.reply.is_closed()).collect();
+        let Some(model) = jobs.first().map(|j| Arc::clone(&j.model)) else {
+            return;
+        };
+        let started = Instant::now();
+        for job in &jobs {
+            self.metrics.record_queue_wait(started - job.enqueued_at);
+        }
+        let mut listings = Vec::with_capacity(jobs.iter().map(|j| j.listings.len()).sum());
+        let mut parts = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let n = job.listings.len();
+            listings.extend(job.listings);
+            parts.push((n, job.reasons, job.reply));
+        }
+        let reasons: Vec<usize> = parts
+            .iter()
+            .flat_map(|(n, r, _)| std::iter::repeat_n(*r, *n))
+            .collect();
+
+        // A panic inside the model must cost this batch, not the server: without the
+        // model thread every later request would fail.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            score_listings(&model.model, &listings, &reasons)
+        }));
+        let outcome = match outcome {
+            Ok(Ok(scored)) => Ok(scored),
+            Ok(Err(e)) => Err(ScoringError::Model(e)),
+            Err(_) => Err(ScoringError::Panicked),
+        };
+        self.metrics.record_batch(listings.len(), started.elapsed());
+        match outcome {
+            Ok(scored) => {
+                self.metrics.record_scores(
+                    scored.iter().map(|s| (s.probability, s.decision)),
+                );
+                let mut scored = scored.into_iter();
+                for (n, _, reply) in parts {
+                    // The receiver may have gone meanwhile; nothing to do then.
+                    let _ = reply.send(Ok(scored.by_ref().take(n).collect()));
+                }
+            }
+            Err(e) => {
+                self.metrics.record_scoring_failure();
+                tracing::error!(error = %e, listings = listings.len(), "scoring a batch failed");
+                for (_, _, reply) in parts {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Scores listings in one pass: features, network, calibrated probability and decision,
+/// and `reasons[i]` explanations for listing `i`.
+pub fn score_listings(
+    model: &Model,
+    listings: &[Listing],
+    reasons: &[usize],
+) -> Result<Vec<ScoredListing>, String> {
+    let features = model.featurize(listings);
+    let refs: Vec<&Features> = features.iter().collect();
+    let scores = model.score_features(&refs).map_err(|e| e.to_string())?;
+    if scores.len() != listings.len() {
+        return Err(format!(
+            "model returned {} scores for {} listings",
+            scores.len(),
+            listings.len()
+        ));
+    }
+    Ok(listings
+        .iter()
+        .zip(scores)
+        .zip(reasons.iter().copied().chain(std::iter::repeat(0)))
+        .map(|((listing, score), top)| ScoredListing {
+            id: listing.id.clone(),
+            probability: score.probability,
+            decision: score.decision,
+            reasons: if top == 0 {
+                Vec::new()
+            } else {
+                model.explain(listing, top)
+            },
+        })
+        .collect())
+}

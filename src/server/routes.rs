@@ -1,0 +1,306 @@
+//! The knockoff-native routes: `POST /v1/score`, `GET /metrics`, `POST /admin/reload`
+//! (bearer token), and the JSON 404/405 fallbacks.
+//!
+//! Batch contract of `/v1/score`: a batch is all or nothing. If any listing is invalid the
+//! whole request is refused with 422 and `field` names the first bad one, e.g.
+//! `listings[3].price`; nothing is scored. Pipelines then fix or drop that listing and
+//! resend, instead of having to match partial results back to their inputs.
+
+use super::error::{json_error, parse_json, ErrorBody, ServerError};
+use super::{AppState, ModelInfo, ReloadOutcome};
+use crate::decision::Decision;
+use crate::listing::RawListing;
+use crate::model::Reason;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// `{"listings": [...]}`: several listings scored in one request.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchRequest {
+    /// One to `--max-batch-listings` (default 1000) listings, answered in the same order.
+    pub listings: Vec<RawListing>,
+}
+
+/// A `/v1/score` body: one listing object, or a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ScoreRequest {
+    Batch(BatchRequest),
+    One(RawListing),
+}
+
+/// The three decisions, for the API schema.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = Decision)]
+pub enum DecisionSchema {
+    Allow,
+    Review,
+    Block,
+}
+
+/// One listing's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScoreResult {
+    /// The listing's `id` as sent (numbers as strings; empty when none was sent).
+    pub id: String,
+    /// Calibrated probability that the listing is counterfeit, 0..1.
+    pub probability: f32,
+    /// `block` at or above the block threshold, `review` at or above the review
+    /// threshold, else `allow`.
+    #[schema(value_type = DecisionSchema)]
+    pub decision: Decision,
+    /// The features that pushed the score most, strongest first (`--reasons` of them).
+    pub reasons: Vec<Reason>,
+}
+
+/// The answer of `/v1/score`, for a single listing or a batch alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScoreResponse {
+    /// The model that scored these listings.
+    pub model: ModelInfo,
+    /// One result per listing, in request order.
+    pub results: Vec<ScoreResult>,
+}
+
+/// `POST /admin/reload` body (optional): the model directory to load instead of reloading
+/// the current one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// Splits a `/v1/score` body into raw listings, and tells whether it was a batch.
+fn parse_score_body(body: &[u8], max: usize) -> Result<(Vec<RawListing>, bool), ServerError> {
+    // Parse to a tree first: the shape (one listing or a batch) decides how to read it, and
+    // each listing can then be read on its own so errors name its index.
+    let value: Value = serde_json::from_slice(body).map_err(|e| json_error(e, "."))?;
+    let Value::Object(mut object) = value else {
+        return Err(ServerError::invalid_request(
+            "expected a listing object or {\"listings\": [...]}",
+        ));
+    };
+    let Some(listings) = object.remove("listings") else {
+        return Ok((vec![raw_listing(Value::Object(object), "")?], false));
+    };
+    let Value::Array(items) = listings else {
+        return Err(ServerError::invalid(
+            "listings",
+            "listings: must be an array of listing objects",
+        ));
+    };
+    if items.is_empty() {
+        return Err(ServerError::invalid(
+            "listings",
+            "listings: must contain at least one listing",
+        ));
+    }
+    if items.len() > max {
+        return Err(ServerError::invalid(
+            "listings",
+            format!("listings: has {} listings; the limit is {max}", items.len()),
+        ));
+    }
+    let raws = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| raw_listing(item, &format!("listings[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((raws, true))
+}
+
+/// Reads one listing; type errors name the field under `prefix`.
+fn raw_listing(value: Value, prefix: &str) -> Result<RawListing, ServerError> {
+    if !value.is_object() {
+        let field = if prefix.is_empty() { "." } else { prefix };
+        return Err(ServerError::invalid(
+            field,
+            format!("{field}: must be a listing object"),
+        ));
+    }
+    serde_path_to_error::deserialize::<_, RawListing>(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = match (prefix.is_empty(), inner.as_str()) {
+            (true, _) => inner.clone(),
+            (false, ".") => prefix.to_string(),
+            (false, _) => format!("{prefix}.{inner}"),
+        };
+        // The untagged price and id enums report "did not match any variant": say what
+        // is accepted instead.
+        let message = match inner.as_str() {
+            "price" => "must be a number, a numeric string or null".to_string(),
+            "id" => "must be a string or an integer".to_string(),
+            _ => e.into_inner().to_string(),
+        };
+        ServerError::invalid(field.clone(), format!("{field}: {message}"))
+    })
+}
+
+/// Score one listing or a batch.
+#[utoipa::path(
+    post,
+    path = "/v1/score",
+    tag = "scoring",
+    request_body(content = ScoreRequest, description = "One listing, or {\"listings\": [...]}"),
+    responses(
+        (status = 200, description = "Scores in request order", body = ScoreResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 413, description = "Body larger than --max-body-bytes", body = ErrorBody),
+        (status = 422, description = "A listing is invalid (field names it, e.g. listings[3].price), or the batch is empty or too large", body = ErrorBody),
+        (status = 429, description = "Scoring queue full; see Retry-After", body = ErrorBody),
+        (status = 500, description = "Model failure", body = ErrorBody),
+        (status = 503, description = "Scoring unavailable", body = ErrorBody),
+    )
+)]
+pub async fn score(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ScoreResponse>, ServerError> {
+    let body = body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let (raws, batch) = parse_score_body(&body, state.config().max_batch_listings)?;
+    let model = state.current_model();
+    let listings = AppState::validate(&model, raws, |i, field| {
+        if batch {
+            format!("listings[{i}].{field}")
+        } else {
+            field.to_string()
+        }
+    })?;
+    let scored = state
+        .score(model.clone(), listings, state.config().reasons)
+        .await?;
+    Ok(Json(ScoreResponse {
+        model: ModelInfo {
+            name: model.name().to_string(),
+            version: model.version().to_string(),
+        },
+        results: scored
+            .into_iter()
+            .map(|s| ScoreResult {
+                id: s.id,
+                probability: s.probability,
+                decision: s.decision,
+                reasons: s.reasons,
+            })
+            .collect(),
+    }))
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+/// Middleware for admin routes: a configured token and a matching `Authorization: Bearer`
+/// header, checked before the body is read. Without a configured token the routes are off.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ServerError> {
+    authorize(&state, request.headers())?;
+    Ok(next.run(request).await)
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ServerError> {
+    let Some(token) = &state.config().admin_token else {
+        return Err(ServerError::AdminDisabled);
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credentials)| credentials.trim());
+    match presented {
+        Some(candidate) if token.matches(candidate) => Ok(()),
+        _ => Err(ServerError::Unauthorized),
+    }
+}
+
+/// Load a model (a new directory, or the current one again), validate it and swap it in.
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    tag = "admin",
+    request_body(content = Option<ReloadRequest>, description = "Optional; {\"model\": \"path/to/model\"}"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new model serves; requests accepted earlier finish on the old one", body = ReloadOutcome),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "Admin routes disabled (no token configured)", body = ErrorBody),
+        (status = 422, description = "Model refused; the current model keeps serving", body = ErrorBody),
+    )
+)]
+pub async fn reload(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReloadOutcome>, ServerError> {
+    let body = body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ReloadRequest::default()
+    } else {
+        parse_json(&body)?
+    };
+    let path = match request.model.as_deref().map(str::trim) {
+        Some("") => return Err(ServerError::invalid("model", "model: must not be empty")),
+        Some(path) => Some(PathBuf::from(path)),
+        None => None,
+    };
+    Ok(Json(state.reload(path).await?))
+}
+
+pub async fn not_found(uri: Uri) -> ServerError {
+    let path: String = uri.path().chars().take(200).collect();
+    ServerError::NotFound(format!("no route for `{path}`; see /docs"))
+}
+
+pub async fn method_not_allowed(method: Method) -> ServerError {
+    tracing::debug!(%method, "method not allowed");
+    ServerError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_of_score_bodies() {
+        let (raws, batch) = parse_score_body(br#"{"title": "a"}"#, 10).unwrap();
+        assert_eq!((raws.len(), batch), (1, false));
+        let (raws, batch) = parse_score_body(br#"{"listings": [{"title": "a"}, {"title": "b"}]}"#, 10).unwrap();
+        assert_eq!((raws.len(), batch), (2, true));
+        let e = parse_score_body(br#"{"listings": [{"title": "a"}, {"title": 5}]}"#, 10).unwrap_err();
+        assert_eq!(e.field(), Some("listings[1].title"));
+        let e = parse_score_body(br#"{"listings": [{"title": "a"}, 7]}"#, 10).unwrap_err();
+        assert_eq!(e.field(), Some("listings[1]"));
+        let e = parse_score_body(br#"{"price": true}"#, 10).unwrap_err();
+        assert_eq!(e.field(), Some("price"));
+        let e = parse_score_body(br#"{"listings": [{}, {}, {}]}"#, 2).unwrap_err();
+        assert_eq!(e.field(), Some("listings"));
+        let e = parse_score_body(br#"[1]"#, 2).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let e = parse_score_body(br#"{"title": "#, 2).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+}
