@@ -19,3 +19,4 @@ pub mod train;
 pub mod telemetry;
 pub mod score;
 pub mod server;
+pub mod reporting;

@@ -77,6 +77,10 @@ fn main() -> anyhow::Result<()> {
             .with_overrides(&args.currency_rates)
             .context("--currency-rate")?;
     }
+    if let Some(report) = &args.report {
+        // Refuse a bad report path before spending time on scoring.
+        knockoff::report::ReportFormat::from_path(report)?;
+    }
     tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
 
     let progress = ProgressBar::new_spinner();
@@ -110,5 +114,41 @@ fn main() -> anyhow::Result<()> {
         let per_category = knockoff::metrics::evaluate_by_group(&probabilities, &labels, &categories, &thresholds, 50);
         writeln!(out, "{}", knockoff::metrics::summary_table(&evaluation, &per_category))?;
     }
+    let input = knockoff::reporting::report_input(
+        &format!("Counterfeit prevalence in {}", args.input.display()),
+        &model,
+        &summary.scored,
+        args.min_group_rows,
+    );
+    writeln!(out, "{}", knockoff::report::headline_sentence(&input.prevalence))?;
+    writeln!(out, "{}", prevalence_table(&input.prevalence))?;
+    if let Some(report) = &args.report {
+        knockoff::report::write_report(report, &input)?;
+        writeln!(out, "wrote {}", report.display())?;
+    }
     Ok(())
+}
+
+/// The per-group figures as an aligned text table (groups without an estimate say why).
+fn prevalence_table(report: &knockoff::prevalence::PrevalenceReport) -> String {
+    let mut lines = vec![format!(
+        "{:<10} {:<24} {:>8} {:>7} {:>7} {:>24}",
+        "by", "value", "listings", "block", "review", "prevalence (95% CI)"
+    )];
+    let row = |by: &str, value: &str, s: &knockoff::prevalence::PrevalenceSummary| -> String {
+        let estimate = match &s.prevalence {
+            Some(p) => format!("{:.1}% ({:.1}–{:.1}%)", 100.0 * p.estimate, 100.0 * p.ci_low, 100.0 * p.ci_high),
+            None => "too few listings".to_string(),
+        };
+        let value: String = value.chars().take(24).collect();
+        format!(
+            "{:<10} {:<24} {:>8} {:>7} {:>7} {:>24}",
+            by, value, s.listings, s.flagged.block, s.flagged.review, estimate
+        )
+    };
+    lines.push(row("overall", "", &report.overall));
+    for group in &report.groups {
+        lines.push(row(group.by.as_str(), &group.value, &group.summary));
+    }
+    lines.join("\n")
 }

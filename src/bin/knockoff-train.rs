@@ -140,11 +140,12 @@ fn main() -> anyhow::Result<()> {
         tracing::warn!(%error, "skipped");
     }
     let metrics = serde_json::to_value(&outcome.metrics)?;
+    let report = knockoff::reporting::training_report(&outcome).context("rendering report.html")?;
     outcome.model.save(
         &args.out,
         &Extras {
             metrics: Some(&metrics),
-            report_html: None,
+            report_html: Some(&report),
         },
     )?;
 

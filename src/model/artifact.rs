@@ -5,7 +5,7 @@
 
 use super::network::{DenseScaler, Mlp, Network};
 use super::{Model, ModelConfig, FORMAT_VERSION};
-use crate::features::{Featurizer, DENSE_LEN};
+use crate::features::{Featurizer, DENSE_FEATURES, DENSE_LEN};
 use crate::reference::ReferencePrices;
 use candle_core::{DType, Device, Tensor};
 use ndarray::Array2;
@@ -101,6 +101,22 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> ArtifactError {
     }
 }
 
+#[cfg(unix)]
+fn set_readable(dir: &Path) -> Result<(), ArtifactError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_readable(_dir: &Path) -> Result<(), ArtifactError> {
+    Ok(())
+}
+
 /// Extra files written beside the model.
 #[derive(Debug, Default)]
 pub struct Extras<'a> {
@@ -161,6 +177,9 @@ impl Model {
         // config.json last: its checksum vouches for the weights written above.
         write_json(&stage.join(CONFIG_FILE), &self.config)?;
 
+        // tempfile creates private (0700/0600) entries; a model is meant to be read by the
+        // serving user too.
+        set_readable(stage)?;
         let staged = staging.keep();
         let backup = parent.join(format!(
             ".knockoff-old-{}-{}",
@@ -257,6 +276,16 @@ impl Model {
         let table = Array2::from_shape_vec((buckets, net.embedding_dim), table_values)
             .map_err(|e| corrupt(&weights_path, e))?;
 
+        let expected: Vec<String> = DENSE_FEATURES.iter().map(|s| s.to_string()).collect();
+        if config.dense_features != expected {
+            return Err(ArtifactError::Invalid {
+                path: config_path,
+                reason: format!(
+                    "model was trained with price features {:?}; this knockoff computes {:?}: retrain",
+                    config.dense_features, expected
+                ),
+            });
+        }
         let scaler: &DenseScaler = &config.dense_scaler;
         if scaler.mean.len() != DENSE_LEN || scaler.scale.len() != DENSE_LEN {
             return Err(ArtifactError::Invalid {

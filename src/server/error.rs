@@ -184,6 +184,11 @@ impl From<PathRejection> for ServerError {
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ServerError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        // A shape error can be found before a syntax error further on (`{} trailing`);
+        // broken JSON is a 400 whatever else is wrong with it.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return json_error(syntax, ".");
+        }
         let path = e.path().to_string();
         json_error(e.into_inner(), &path)
     })?;

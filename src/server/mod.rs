@@ -199,14 +199,20 @@ impl AppState {
         raws.into_iter()
             .enumerate()
             .map(|(i, raw)| {
+                // The message starts with the full field path too: protocol clients such as
+                // tritonclient only show `error`.
                 let listing = raw
                     .validate(model.model.rates(), model.model.limits())
-                    .map_err(|e| ServerError::invalid(field(i, e.field), format!("{}: {}", e.field, e.message)))?;
+                    .map_err(|e| {
+                        let field = field(i, e.field);
+                        ServerError::invalid(&field, format!("{field}: {}", e.message))
+                    })?;
                 let id_chars = listing.id.chars().count();
                 if id_chars > MAX_ID_CHARS {
+                    let field = field(i, "id");
                     return Err(ServerError::invalid(
-                        field(i, "id"),
-                        format!("id: is {id_chars} characters long; the limit is {MAX_ID_CHARS}"),
+                        &field,
+                        format!("{field}: is {id_chars} characters long; the limit is {MAX_ID_CHARS}"),
                     ));
                 }
                 Ok(listing)
