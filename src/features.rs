@@ -5,6 +5,7 @@
 use crate::listing::Listing;
 use crate::reference::{group_key, PriceKey, RefLevel, ReferencePrices};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
 use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence, StripAccents, NFKD};
 use tokenizers::pre_tokenizers::punctuation::Punctuation;
@@ -127,15 +128,10 @@ pub struct ExplainedFeatures {
 /// (so "Guccì" meets "Gucci") and lower-casing, then splitting on white space and punctuation.
 pub fn standard_tokenizer() -> Tokenizer {
     let mut tokenizer = Tokenizer::new(tokenizers::models::wordlevel::WordLevel::default());
-    let normalizer = NormalizerSequence::new(vec![
-        NFKD.into(),
-        StripAccents.into(),
-        Lowercase.into(),
-    ]);
-    let pre_tokenizer = PreTokenizerSequence::new(vec![
-        WhitespaceSplit.into(),
-        Punctuation::default().into(),
-    ]);
+    let normalizer =
+        NormalizerSequence::new(vec![NFKD.into(), StripAccents.into(), Lowercase.into()]);
+    let pre_tokenizer =
+        PreTokenizerSequence::new(vec![WhitespaceSplit.into(), Punctuation::default().into()]);
     // Infallible for this normalizer type; the Result exists for other tokenizer builders.
     let _ = tokenizer.with_normalizer(Some(normalizer));
     tokenizer.with_pre_tokenizer(Some(pre_tokenizer));
@@ -183,6 +179,13 @@ enum Unit {
     Cjk(char),
 }
 
+/// One field after the tokenizer: units for n-grams, words for product keys.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Analyzed {
+    units: Vec<Unit>,
+    words: Vec<String>,
+}
+
 /// Collects hashed ids, and optionally the terms behind them.
 struct Emitter<'a> {
     config: &'a FeatureConfig,
@@ -210,6 +213,8 @@ pub struct Featurizer {
     config: FeatureConfig,
     tokenizer: Tokenizer,
     references: ReferencePrices,
+    /// Normalised words of every known brand, computed once.
+    brand_words: HashMap<String, Vec<String>>,
 }
 
 impl Featurizer {
@@ -235,11 +240,14 @@ impl Featurizer {
                 "tokenizer.json must define a normalizer and a pre-tokenizer".into(),
             ));
         }
-        Ok(Featurizer {
+        let mut featurizer = Featurizer {
             config,
             tokenizer,
             references,
-        })
+            brand_words: HashMap::new(),
+        };
+        featurizer.brand_words = featurizer.known_brand_words();
+        Ok(featurizer)
     }
 
     pub fn config(&self) -> &FeatureConfig {
@@ -258,52 +266,78 @@ impl Featurizer {
         Tokenizer::from_file(path).map_err(|e| FeatureError::Tokenizer(e.to_string()))
     }
 
-    /// Normalised text, its units (words and CJK characters) and its pre-tokenised words
-    /// (pieces with a letter or digit, CJK runs kept whole).
-    fn units(&self, text: &str) -> (String, Vec<Unit>, Vec<String>) {
-        let mut units = Vec::new();
-        let mut words = Vec::new();
-        if text.is_empty() {
-            return (String::new(), units, words);
+    /// Runs the tokenizer once over several fields (joined by line breaks) and hands each
+    /// field its units (words and CJK characters) and pre-tokenised words (pieces with a
+    /// letter or digit, CJK runs kept whole). One call instead of one per field: the
+    /// tokenizer's per-call set-up is most of the cost on short texts.
+    fn analyze<const N: usize>(&self, fields: [&str; N]) -> [Analyzed; N] {
+        let mut out: [Analyzed; N] = std::array::from_fn(|_| Analyzed::default());
+        let mut joined = String::new();
+        let mut ends = [0usize; N];
+        for (i, field) in fields.iter().enumerate() {
+            if !field.is_empty() {
+                if !joined.is_empty() {
+                    joined.push('\n');
+                }
+                joined.push_str(field);
+            }
+            ends[i] = joined.len();
         }
-        let mut normalized = NormalizedString::from(text);
+        if joined.is_empty() {
+            return out;
+        }
+        let mut normalized = NormalizedString::from(joined.as_str());
         if let Some(normalizer) = self.tokenizer.get_normalizer() {
             // The normalizers used here never fail; on an exotic tokenizer.json that does,
             // the text is used un-normalised rather than dropped.
             let _ = normalizer.normalize(&mut normalized);
         }
-        let normalized_text = normalized.get().to_string();
         let mut pre = PreTokenizedString::from(normalized);
         if let Some(pre_tokenizer) = self.tokenizer.get_pre_tokenizer() {
             let _ = pre_tokenizer.pre_tokenize(&mut pre);
         }
-        for (piece, _, _) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+        for (piece, (start, _), _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte)
+        {
+            let field = ends.iter().position(|end| start < *end).unwrap_or(N - 1);
+            let target = &mut out[field];
             if piece.chars().any(char::is_alphanumeric) {
-                words.push(piece.to_string());
+                target.words.push(piece.to_string());
             }
             let mut word = String::new();
             for c in piece.chars() {
                 if is_cjk(c) {
                     if !word.is_empty() {
-                        units.push(Unit::Word(std::mem::take(&mut word)));
+                        target.units.push(Unit::Word(std::mem::take(&mut word)));
                     }
-                    units.push(Unit::Cjk(c));
+                    target.units.push(Unit::Cjk(c));
                 } else {
                     word.push(c);
                 }
             }
             if !word.is_empty() {
-                units.push(Unit::Word(word));
+                target.units.push(Unit::Word(word));
             }
         }
-        (normalized_text, units, words)
+        out
+    }
+
+    /// Normalised words of a brand; known brands are looked up, not re-tokenised.
+    fn brand_words(&self, brand_key: &str) -> Vec<String> {
+        match self.brand_words.get(brand_key) {
+            Some(words) => words.clone(),
+            None => {
+                let [brand] = self.analyze([brand_key]);
+                brand.words
+            }
+        }
     }
 
     /// The key a listing's usual price is looked up (and learned) by.
     pub fn price_key(&self, listing: &Listing) -> PriceKey {
-        let (_, _, words) = self.units(&listing.title);
+        let [title] = self.analyze([listing.title.as_str()]);
         let (brand, category) = self.known_fields(listing);
-        self.price_key_from(&words, &brand, &category)
+        let brand_words = self.brand_words(&brand);
+        self.price_key_from(&title.words, &brand_words, &brand, &category)
     }
 
     /// Normalised brand and category, blanked when the model never learned about them:
@@ -320,8 +354,13 @@ impl Featurizer {
         (brand, category)
     }
 
-    fn price_key_from(&self, title_words: &[String], brand: &str, category: &str) -> PriceKey {
-        let (_, _, brand_words) = self.units(brand);
+    fn price_key_from(
+        &self,
+        title_words: &[String],
+        brand_words: &[String],
+        brand: &str,
+        category: &str,
+    ) -> PriceKey {
         let product: Vec<&str> = title_words
             .iter()
             .filter(|w| !brand_words.contains(w))
@@ -331,14 +370,27 @@ impl Featurizer {
         PriceKey {
             brand: group_key(brand),
             category: group_key(category),
-            phrases: (1..=product.len()).map(|n| product[..n].join(" ")).collect(),
+            phrases: (1..=product.len())
+                .map(|n| product[..n].join(" "))
+                .collect(),
         }
     }
 
     /// The same featurizer with other usual prices (the trainer learns them after keys).
     pub fn with_references(mut self, references: ReferencePrices) -> Featurizer {
         self.references = references;
+        self.brand_words = self.known_brand_words();
         self
+    }
+
+    fn known_brand_words(&self) -> HashMap<String, Vec<String>> {
+        self.references
+            .known_brands()
+            .map(|brand| {
+                let [analyzed] = self.analyze([brand]);
+                (brand.to_string(), analyzed.words)
+            })
+            .collect()
     }
 
     /// Spaced-out words ("r o l e x") are joined so their letters still form the word.
@@ -346,7 +398,10 @@ impl Featurizer {
         let mut joined = Vec::new();
         let mut run = String::new();
         let mut run_len = 0;
-        for unit in units.iter().chain(std::iter::once(&Unit::Word(String::new()))) {
+        for unit in units
+            .iter()
+            .chain(std::iter::once(&Unit::Word(String::new())))
+        {
             match unit {
                 Unit::Word(w) if w.chars().count() == 1 && w.chars().all(char::is_alphanumeric) => {
                     run.push_str(w);
@@ -438,15 +493,20 @@ impl Featurizer {
         }
     }
 
-    fn build(&self, listing: &Listing, terms: Option<&mut Vec<(u32, TermKind, String)>>) -> (Features, PriceContext) {
+    fn build(
+        &self,
+        listing: &Listing,
+        terms: Option<&mut Vec<(u32, TermKind, String)>>,
+    ) -> (Features, PriceContext) {
         let mut ids = Vec::with_capacity(192);
         let mut emitter = Emitter {
             config: &self.config,
             ids: &mut ids,
             terms,
         };
-        let (title_norm, title_units, title_words) = self.units(&listing.title);
-        self.emit_text(&mut emitter, &title_units, true);
+        let [title, description] =
+            self.analyze([listing.title.as_str(), listing.description.as_str()]);
+        self.emit_text(&mut emitter, &title.units, true);
         let (brand, category) = self.known_fields(listing);
         if !brand.is_empty() {
             emitter.emit(TermKind::Brand, &brand);
@@ -457,16 +517,21 @@ impl Featurizer {
         if !brand.is_empty() && !category.is_empty() {
             emitter.emit(TermKind::BrandCategory, &format!("{brand} / {category}"));
         }
-        let (_, description_units, _) = self.units(&listing.description);
-        self.emit_text(&mut emitter, &description_units, false);
+        self.emit_text(&mut emitter, &description.units, false);
 
-        let key = self.price_key_from(&title_words, &brand, &category);
+        let brand_words = self.brand_words(&brand);
+        let key = self.price_key_from(&title.words, &brand_words, &brand, &category);
         let reference = self.references.lookup(&key);
         let group_reference = self.references.lookup_group(&key.brand, &key.category);
-        let base_price = listing.price.as_ref().map(|p| p.base_amount).filter(|p| p.is_finite());
+        let base_price = listing
+            .price
+            .as_ref()
+            .map(|p| p.base_amount)
+            .filter(|p| p.is_finite());
         let mut dense = [0f32; DENSE_LEN];
         let log_ratio = |price: f64, usual: f64| -> f32 {
-            ((price.max(0.01) / usual.max(0.01)).ln() as f32).clamp(-MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO)
+            ((price.max(0.01) / usual.max(0.01)).ln() as f32)
+                .clamp(-MAX_ABS_LOG_RATIO, MAX_ABS_LOG_RATIO)
         };
         if let Some(price) = base_price {
             dense[0] = 1.0;
@@ -478,11 +543,18 @@ impl Featurizer {
                 dense[GROUP_RATIO_INDEX] = log_ratio(price, group_reference.stat.median);
             }
         }
-        let level_index = RefLevel::ALL.iter().position(|l| *l == reference.level).unwrap_or(RefLevel::ALL.len() - 1);
+        let level_index = RefLevel::ALL
+            .iter()
+            .position(|l| *l == reference.level)
+            .unwrap_or(RefLevel::ALL.len() - 1);
         dense[LEVEL_INDEX + level_index] = 1.0;
         dense[BRAND_MISSING_INDEX] = f32::from(brand.is_empty());
-        let brand_norm = if brand.is_empty() { String::new() } else { self.units(&brand).0 };
-        dense[BRAND_IN_TITLE_INDEX] = f32::from(!brand_norm.is_empty() && title_norm.contains(brand_norm.as_str()));
+        let named = !brand_words.is_empty()
+            && title
+                .words
+                .windows(brand_words.len())
+                .any(|w| w == brand_words.as_slice());
+        dense[BRAND_IN_TITLE_INDEX] = f32::from(named);
         let features = Features { ids, dense };
         let price = PriceContext {
             base_price,
@@ -526,9 +598,19 @@ mod tests {
     use crate::listing::{FieldLimits, RawListing, RawPrice};
 
     fn featurizer() -> Featurizer {
-        let plain = Featurizer::new(FeatureConfig::default(), standard_tokenizer(), ReferencePrices::empty()).unwrap();
+        let plain = Featurizer::new(
+            FeatureConfig::default(),
+            standard_tokenizer(),
+            ReferencePrices::empty(),
+        )
+        .unwrap();
         let rolex = listing("Rolex Submariner Date", "Rolex", "watches", Some(10000.0));
-        let strap = listing("Rolex strap for Submariner", "Rolex", "watches", Some(100.0));
+        let strap = listing(
+            "Rolex strap for Submariner",
+            "Rolex",
+            "watches",
+            Some(100.0),
+        );
         let mut rows: Vec<_> = (0..5).map(|_| (plain.price_key(&rolex), 10000.0)).collect();
         rows.push((plain.price_key(&strap), 100.0));
         plain.with_references(ReferencePrices::fit(rows, 3))
@@ -565,7 +647,10 @@ mod tests {
         let t = terms(&f, "GUCCÌ Ｂａｇ!");
         assert!(has(&t, TermKind::TitleWord, "gucci"), "{t:?}");
         assert!(has(&t, TermKind::TitleWord, "bag"), "{t:?}");
-        assert!(has(&t, TermKind::TitleWord, "!"), "punctuation is its own unit: {t:?}");
+        assert!(
+            has(&t, TermKind::TitleWord, "!"),
+            "punctuation is its own unit: {t:?}"
+        );
     }
 
     #[test]
@@ -620,7 +705,12 @@ mod tests {
     #[test]
     fn price_features_compare_with_the_usual_price() {
         let f = featurizer();
-        let cheap = f.explain(&listing("ROLEX Submariner 41mm", "Rolex", "watches", Some(100.0)));
+        let cheap = f.explain(&listing(
+            "ROLEX Submariner 41mm",
+            "Rolex",
+            "watches",
+            Some(100.0),
+        ));
         let d = cheap.features.dense;
         assert_eq!(d[0], 1.0);
         assert!((d[LOG_RATIO_INDEX] - (100f32 / 10000.0).ln()).abs() < 1e-4);
@@ -630,12 +720,22 @@ mod tests {
         assert_eq!(d[BRAND_IN_TITLE_INDEX], 1.0, "brand appears in the title");
 
         let other = f.explain(&listing("Rolex Daytona", "Rolex", "watches", Some(100.0)));
-        assert_eq!(other.price.level, RefLevel::BrandCategory, "unknown model falls back");
+        assert_eq!(
+            other.price.level,
+            RefLevel::BrandCategory,
+            "unknown model falls back"
+        );
 
-        let unknown = f.featurize(&listing("Teapot", "Acme", "kitchen", None)).dense;
+        let unknown = f
+            .featurize(&listing("Teapot", "Acme", "kitchen", None))
+            .dense;
         assert_eq!(unknown[0], 0.0, "missing price is flagged, not zero");
         assert_eq!(unknown[LOG_RATIO_INDEX], 0.0);
-        assert_eq!(unknown[LEVEL_INDEX + 4], 1.0, "global fallback for unseen brand and category");
+        assert_eq!(
+            unknown[LEVEL_INDEX + 4],
+            1.0,
+            "global fallback for unseen brand and category"
+        );
         assert_eq!(unknown[BRAND_MISSING_INDEX], 0.0);
         assert_eq!(unknown[BRAND_IN_TITLE_INDEX], 0.0);
     }
@@ -656,7 +756,8 @@ mod tests {
         standard_tokenizer().save(&path, false).unwrap();
         let loaded = Featurizer::load_tokenizer(&path).unwrap();
         let refs = ReferencePrices::empty();
-        let a = Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs.clone()).unwrap();
+        let a =
+            Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs.clone()).unwrap();
         let b = Featurizer::new(FeatureConfig::default(), loaded, refs).unwrap();
         let l = listing("Ｌｏｕｉｓ Vuitton 手袋", "", "", None);
         assert_eq!(a.featurize(&l), b.featurize(&l));

@@ -7,16 +7,16 @@
 
 pub mod currency;
 pub mod decision;
+pub mod features;
 pub mod listing;
 pub mod metrics;
+pub mod model;
 pub mod prevalence;
 pub mod reader;
-pub mod report;
-pub mod features;
 pub mod reference;
-pub mod model;
-pub mod train;
-pub mod telemetry;
+pub mod report;
+pub mod reporting;
 pub mod score;
 pub mod server;
-pub mod reporting;
+pub mod telemetry;
+pub mod train;

@@ -76,7 +76,10 @@ pub struct Vocabulary {
 
 impl Vocabulary {
     /// Keeps the values that occur at least `min_count` times.
-    pub fn fit<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>, min_count: usize) -> Vocabulary {
+    pub fn fit<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a str)>,
+        min_count: usize,
+    ) -> Vocabulary {
         let mut brands: HashMap<String, usize> = HashMap::new();
         let mut categories: HashMap<String, usize> = HashMap::new();
         for (brand, category) in values {
@@ -84,7 +87,10 @@ impl Vocabulary {
             *categories.entry(group_key(category)).or_default() += 1;
         }
         let keep = |m: HashMap<String, usize>| -> HashSet<String> {
-            m.into_iter().filter(|(k, n)| !k.is_empty() && *n >= min_count).map(|(k, _)| k).collect()
+            m.into_iter()
+                .filter(|(k, n)| !k.is_empty() && *n >= min_count)
+                .map(|(k, _)| k)
+                .collect()
         };
         Vocabulary {
             brands: keep(brands),
@@ -130,7 +136,8 @@ impl From<Stored> for ReferencePrices {
                 count: e.count,
             };
             if !e.product.is_empty() {
-                refs.by_product.insert((e.brand, e.category, e.product), stat);
+                refs.by_product
+                    .insert((e.brand, e.category, e.product), stat);
                 continue;
             }
             match (e.brand.is_empty(), e.category.is_empty()) {
@@ -162,13 +169,17 @@ impl From<ReferencePrices> for Stored {
                 median: s.median,
                 count: s.count,
             })
-            .chain(r.by_brand_category.into_iter().map(|((brand, category), s)| Entry {
-                brand,
-                category,
-                product: String::new(),
-                median: s.median,
-                count: s.count,
-            }))
+            .chain(
+                r.by_brand_category
+                    .into_iter()
+                    .map(|((brand, category), s)| Entry {
+                        brand,
+                        category,
+                        product: String::new(),
+                        median: s.median,
+                        count: s.count,
+                    }),
+            )
             .chain(r.by_brand.into_iter().map(|(brand, s)| Entry {
                 brand,
                 category: String::new(),
@@ -184,7 +195,9 @@ impl From<ReferencePrices> for Stored {
                 count: s.count,
             }))
             .collect();
-        entries.sort_by(|a, b| (&a.brand, &a.category, &a.product).cmp(&(&b.brand, &b.category, &b.product)));
+        entries.sort_by(|a, b| {
+            (&a.brand, &a.category, &a.product).cmp(&(&b.brand, &b.category, &b.product))
+        });
         let sorted = |set: HashSet<String>| -> Vec<String> {
             let mut v: Vec<String> = set.into_iter().collect();
             v.sort();
@@ -241,7 +254,10 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn stats<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<f64>>, min_count: usize) -> HashMap<K, RefStat> {
+fn stats<K: std::hash::Hash + Eq>(
+    groups: HashMap<K, Vec<f64>>,
+    min_count: usize,
+) -> HashMap<K, RefStat> {
     groups
         .into_iter()
         .filter(|(_, v)| v.len() >= min_count)
@@ -261,7 +277,10 @@ fn stats<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<f64>>, min_count: usize
 impl ReferencePrices {
     /// Learns usual prices from the [`PriceKey`]s and base prices of genuine listings.
     /// Groups with fewer than `min_count` prices are left out so lookups fall back.
-    pub fn fit(genuine: impl IntoIterator<Item = (PriceKey, f64)>, min_count: usize) -> ReferencePrices {
+    pub fn fit(
+        genuine: impl IntoIterator<Item = (PriceKey, f64)>,
+        min_count: usize,
+    ) -> ReferencePrices {
         let mut all = Vec::new();
         let mut by_p: HashMap<(String, String, String), Vec<f64>> = HashMap::new();
         let mut by_bc: HashMap<(String, String), Vec<f64>> = HashMap::new();
@@ -271,10 +290,16 @@ impl ReferencePrices {
             if !price.is_finite() || price <= 0.0 {
                 continue;
             }
-            let PriceKey { brand: b, category: c, phrases } = key;
+            let PriceKey {
+                brand: b,
+                category: c,
+                phrases,
+            } = key;
             all.push(price);
             for phrase in phrases {
-                by_p.entry((b.clone(), c.clone(), phrase)).or_default().push(price);
+                by_p.entry((b.clone(), c.clone(), phrase))
+                    .or_default()
+                    .push(price);
             }
             if !b.is_empty() && !c.is_empty() {
                 by_bc.entry((b.clone(), c.clone())).or_default().push(price);
@@ -310,18 +335,32 @@ impl ReferencePrices {
     /// Whether the model learned about this (normalised) brand; unknown ones are treated
     /// like a missing brand, so an unfamiliar name is never read as evidence.
     pub fn knows_brand(&self, brand_key: &str) -> bool {
-        self.vocabulary.as_ref().is_none_or(|v| v.brands.contains(brand_key))
+        self.vocabulary
+            .as_ref()
+            .is_none_or(|v| v.brands.contains(brand_key))
+    }
+
+    /// Normalised names of the brands in the vocabulary (none when there is no vocabulary).
+    pub fn known_brands(&self) -> impl Iterator<Item = &str> {
+        self.vocabulary
+            .iter()
+            .flat_map(|v| v.brands.iter().map(String::as_str))
     }
 
     pub fn knows_category(&self, category_key: &str) -> bool {
-        self.vocabulary.as_ref().is_none_or(|v| v.categories.contains(category_key))
+        self.vocabulary
+            .as_ref()
+            .is_none_or(|v| v.categories.contains(category_key))
     }
 
     /// The most specific usual price known for a listing's key: the longest known product
     /// phrase first, then brand and category, brand, category, and all listings.
     pub fn lookup<'k>(&self, key: &'k PriceKey) -> Reference<'k> {
         for phrase in key.phrases.iter().rev() {
-            if let Some(stat) = self.by_product.get(&(key.brand.clone(), key.category.clone(), phrase.clone())) {
+            if let Some(stat) =
+                self.by_product
+                    .get(&(key.brand.clone(), key.category.clone(), phrase.clone()))
+            {
                 return Reference {
                     level: RefLevel::Product,
                     stat: *stat,
@@ -334,7 +373,13 @@ impl ReferencePrices {
 
     /// Like [`ReferencePrices::lookup`] but ignoring product phrases.
     pub fn lookup_group(&self, brand_key: &str, category_key: &str) -> Reference<'static> {
-        let found = |level, stat: Option<&RefStat>| stat.map(|s| Reference { level, stat: *s, phrase: "" });
+        let found = |level, stat: Option<&RefStat>| {
+            stat.map(|s| Reference {
+                level,
+                stat: *s,
+                phrase: "",
+            })
+        };
         found(
             RefLevel::BrandCategory,
             self.by_brand_category
@@ -350,7 +395,10 @@ impl ReferencePrices {
     }
 
     pub fn len(&self) -> usize {
-        self.by_product.len() + self.by_brand_category.len() + self.by_brand.len() + self.by_category.len()
+        self.by_product.len()
+            + self.by_brand_category.len()
+            + self.by_brand.len()
+            + self.by_category.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -398,9 +446,15 @@ mod tests {
     #[test]
     fn rare_and_unknown_groups_fall_back() {
         let refs = fitted();
-        assert_eq!(refs.lookup(&key("rolex", "watches", &["submariner"])).level, RefLevel::BrandCategory);
+        assert_eq!(
+            refs.lookup(&key("rolex", "watches", &["submariner"])).level,
+            RefLevel::BrandCategory
+        );
         assert_eq!(refs.lookup_group("rolex", "toys").level, RefLevel::Brand);
-        assert_eq!(refs.lookup_group("newbrand", "watches").level, RefLevel::Category);
+        assert_eq!(
+            refs.lookup_group("newbrand", "watches").level,
+            RefLevel::Category
+        );
         assert_eq!(refs.lookup_group("watches", "").level, RefLevel::Global);
         // "Rare" has a single price: below min_count, so it is not trusted.
         assert_eq!(refs.lookup_group("rare", "bags").level, RefLevel::Global);
@@ -418,15 +472,23 @@ mod tests {
 
     #[test]
     fn vocabulary_keeps_frequent_values_and_survives_json() {
-        let rows = [("Nike", "sneakers"), ("nike", "sneakers"), ("Rare", "sneakers")];
+        let rows = [
+            ("Nike", "sneakers"),
+            ("nike", "sneakers"),
+            ("Rare", "sneakers"),
+        ];
         let refs = fitted().with_vocabulary(Vocabulary::fit(rows.iter().copied(), 2));
         assert!(refs.knows_brand("nike"));
         assert!(!refs.knows_brand("rare"));
         assert!(refs.knows_category("sneakers"));
         assert!(!refs.knows_category("pets"));
-        let back: ReferencePrices = serde_json::from_str(&serde_json::to_string(&refs).unwrap()).unwrap();
+        let back: ReferencePrices =
+            serde_json::from_str(&serde_json::to_string(&refs).unwrap()).unwrap();
         assert_eq!(back, refs);
-        assert!(fitted().knows_brand("anything"), "no vocabulary: everything counts as known");
+        assert!(
+            fitted().knows_brand("anything"),
+            "no vocabulary: everything counts as known"
+        );
     }
 
     #[test]

@@ -10,20 +10,34 @@ use crate::train::TrainOutcome;
 const HISTOGRAM_BINS: usize = 20;
 
 /// Prevalence for all rows, and when rows carry labels, the curves and key metrics too.
-pub fn report_input(title: &str, model: &Model, rows: &[ScoredRow], min_group_rows: usize) -> ReportInput {
+pub fn report_input(
+    title: &str,
+    model: &Model,
+    rows: &[ScoredRow],
+    min_group_rows: usize,
+) -> ReportInput {
     let prevalence = PrevalenceReport::build(rows, &model.config.quantification, min_group_rows);
     let probabilities: Vec<f32> = rows.iter().map(|r| r.probability).collect();
-    let (labelled, labels): (Vec<f32>, Vec<bool>) = rows.iter().filter_map(|r| r.label.map(|l| (r.probability, l))).unzip();
+    let (labelled, labels): (Vec<f32>, Vec<bool>) = rows
+        .iter()
+        .filter_map(|r| r.label.map(|l| (r.probability, l)))
+        .unzip();
     let thresholds = model.thresholds();
     let has_both_classes = labels.iter().any(|l| *l) && labels.iter().any(|l| !*l);
     let (roc, pr, reliability, metrics_value) = if has_both_classes {
         let evaluation = metrics::evaluate(&labelled, &labels, &thresholds);
         let roc = Curve {
-            points: metrics::roc_curve(&labelled, &labels).iter().map(|p| (p.x, p.y)).collect(),
+            points: metrics::roc_curve(&labelled, &labels)
+                .iter()
+                .map(|p| (p.x, p.y))
+                .collect(),
             area: evaluation.roc_auc,
         };
         let pr = Curve {
-            points: metrics::pr_curve(&labelled, &labels).iter().map(|p| (p.x, p.y)).collect(),
+            points: metrics::pr_curve(&labelled, &labels)
+                .iter()
+                .map(|p| (p.x, p.y))
+                .collect(),
             area: evaluation.pr_auc,
         };
         let reliability = metrics::reliability_bins(&labelled, &labels, ECE_BINS)
@@ -75,6 +89,11 @@ pub fn training_report(outcome: &TrainOutcome) -> Result<String, ReportError> {
             label: row.label,
         })
         .collect();
-    let input = report_input(&format!("Validation report for model {}", model.name()), model, &rows, 100);
+    let input = report_input(
+        &format!("Validation report for model {}", model.name()),
+        model,
+        &rows,
+        100,
+    );
     crate::report::render_html(&input)
 }

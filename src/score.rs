@@ -7,7 +7,7 @@ use crate::features::Features;
 use crate::listing::Listing;
 use crate::model::{Model, ModelError};
 use crate::prevalence::ScoredRow;
-use crate::reader::{ReadError, RowError, RowReader, RawRow};
+use crate::reader::{RawRow, ReadError, RowError, RowReader};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -82,7 +82,7 @@ enum OutputFormat {
 }
 
 enum Sink {
-    Csv(csv::Writer<BufWriter<File>>),
+    Csv(Box<csv::Writer<BufWriter<File>>>),
     Json(BufWriter<File>),
 }
 
@@ -111,7 +111,7 @@ impl Sink {
                         path: path.to_path_buf(),
                         source: e.into(),
                     })?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             OutputFormat::JsonLines => Sink::Json(writer),
         })
@@ -119,15 +119,31 @@ impl Sink {
 
     fn write(&mut self, outcome: &RowOutcome) -> std::io::Result<()> {
         match (self, outcome) {
-            (Sink::Csv(w), RowOutcome::Scored { id, probability, decision }) => {
+            (
+                Sink::Csv(w),
+                RowOutcome::Scored {
+                    id,
+                    probability,
+                    decision,
+                },
+            ) => {
                 let p = format!("{probability:.6}");
-                w.write_record([id.as_str(), &p, decision.as_str(), ""]).map_err(Into::into)
+                w.write_record([id.as_str(), &p, decision.as_str(), ""])
+                    .map_err(Into::into)
             }
-            (Sink::Csv(w), RowOutcome::Failed { id, error }) => {
-                w.write_record([id.as_str(), "", "", error.as_str()]).map_err(Into::into)
-            }
-            (Sink::Json(w), RowOutcome::Scored { id, probability, decision }) => {
-                let line = serde_json::json!({"id": id, "probability": probability, "decision": decision});
+            (Sink::Csv(w), RowOutcome::Failed { id, error }) => w
+                .write_record([id.as_str(), "", "", error.as_str()])
+                .map_err(Into::into),
+            (
+                Sink::Json(w),
+                RowOutcome::Scored {
+                    id,
+                    probability,
+                    decision,
+                },
+            ) => {
+                let line =
+                    serde_json::json!({"id": id, "probability": probability, "decision": decision});
                 writeln!(w, "{line}")
             }
             (Sink::Json(w), RowOutcome::Failed { id, error }) => {
@@ -145,13 +161,19 @@ impl Sink {
     }
 }
 
+/// A validated row: the listing, its label if any, and its features.
+type Validated = (Listing, Option<bool>, Features);
+
+/// One row's result: what to write, what reports need (if scored), and why it failed (if not).
+pub type ChunkRow = (RowOutcome, Option<ScoredRow>, Option<RowError>);
+
 /// Validates and scores one chunk of read rows in parallel, keeping order.
 pub fn score_chunk(
     model: &Model,
     file: &str,
     chunk: Vec<Result<RawRow, RowError>>,
-) -> Result<Vec<(RowOutcome, Option<ScoredRow>, Option<RowError>)>, ModelError> {
-    let validated: Vec<Result<(Listing, Option<bool>, Features), RowError>> = chunk
+) -> Result<Vec<ChunkRow>, ModelError> {
+    let validated: Vec<Result<Validated, RowError>> = chunk
         .into_par_iter()
         .map(|item| {
             let row = item?.validate(file, model.rates(), model.limits(), false)?;
@@ -159,7 +181,10 @@ pub fn score_chunk(
             Ok((row.listing, row.label, features))
         })
         .collect();
-    let ok: Vec<&Features> = validated.iter().filter_map(|r| r.as_ref().ok().map(|(_, _, f)| f)).collect();
+    let ok: Vec<&Features> = validated
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|(_, _, f)| f))
+        .collect();
     let scores: Vec<_> = ok
         .par_chunks(MODEL_BATCH)
         .map(|batch| model.score_features(batch))

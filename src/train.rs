@@ -4,7 +4,7 @@
 
 use crate::currency::CurrencyRates;
 use crate::decision::Thresholds;
-use crate::features::{standard_tokenizer, FeatureConfig, Featurizer, Features};
+use crate::features::{standard_tokenizer, FeatureConfig, Features, Featurizer};
 use crate::listing::{FieldLimits, Listing};
 use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
@@ -65,7 +65,8 @@ impl Holdout {
         }
         let brand = group_key(&listing.brand);
         !brand.is_empty()
-            && (xxh3_64_with_seed(brand.as_bytes(), seed) % 10_000) as f64 / 10_000.0 < self.brand_share
+            && (xxh3_64_with_seed(brand.as_bytes(), seed) % 10_000) as f64 / 10_000.0
+                < self.brand_share
     }
 }
 
@@ -243,9 +244,23 @@ fn labels_of(rows: &[Row]) -> Vec<bool> {
 /// Trains a model. `progress` shows rows/s, loss and validation ROC-AUC (hidden in tests).
 pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutcome, TrainError> {
     let started = Instant::now();
-    let loaded_train = load_rows(&options.train, &options.rates, &options.limits, true, options.max_bad_rows)?;
-    let remaining = options.max_bad_rows.saturating_sub(loaded_train.skipped.len());
-    let loaded_valid = load_rows(&options.valid, &options.rates, &options.limits, true, remaining)?;
+    let loaded_train = load_rows(
+        &options.train,
+        &options.rates,
+        &options.limits,
+        true,
+        options.max_bad_rows,
+    )?;
+    let remaining = options
+        .max_bad_rows
+        .saturating_sub(loaded_train.skipped.len());
+    let loaded_valid = load_rows(
+        &options.valid,
+        &options.rates,
+        &options.limits,
+        true,
+        remaining,
+    )?;
     let mut skipped = loaded_train.skipped;
     skipped.extend(loaded_valid.skipped);
     let load_seconds = started.elapsed().as_secs_f64();
@@ -267,10 +282,18 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         (loaded_valid.rows, Vec::new())
     };
     if !excluded.is_empty() {
-        tracing::info!(rows = excluded.len(), "training rows held out as unfamiliar brands/categories");
+        tracing::info!(
+            rows = excluded.len(),
+            "training rows held out as unfamiliar brands/categories"
+        );
     }
-    let (fit_rows, calibration_rows) = split_holdout(train_rows, options.calibration_share, options.seed);
-    for (what, rows) in [("training", &fit_rows), ("calibration", &calibration_rows), ("validation", &valid_rows)] {
+    let (fit_rows, calibration_rows) =
+        split_holdout(train_rows, options.calibration_share, options.seed);
+    for (what, rows) in [
+        ("training", &fit_rows),
+        ("calibration", &calibration_rows),
+        ("validation", &valid_rows),
+    ] {
         let positives = rows.iter().filter(|r| r.label == Some(true)).count();
         if positives == 0 || positives == rows.len() {
             return Err(TrainError::Data(format!(
@@ -281,17 +304,30 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     }
 
     // Usual prices come from the genuine listings the network trains on, nothing else.
-    let featurizer = Featurizer::new(options.features.clone(), standard_tokenizer(), ReferencePrices::empty())?;
+    let featurizer = Featurizer::new(
+        options.features.clone(),
+        standard_tokenizer(),
+        ReferencePrices::empty(),
+    )?;
     let priced: Vec<(PriceKey, f64)> = fit_rows
         .par_iter()
         .filter(|r| r.label == Some(false))
-        .filter_map(|r| r.listing.price.as_ref().map(|p| (featurizer.price_key(&r.listing), p.base_amount)))
+        .filter_map(|r| {
+            r.listing
+                .price
+                .as_ref()
+                .map(|p| (featurizer.price_key(&r.listing), p.base_amount))
+        })
         .collect();
     let vocabulary = Vocabulary::fit(
-        fit_rows.iter().map(|r| (r.listing.brand.as_str(), r.listing.category.as_str())),
+        fit_rows
+            .iter()
+            .map(|r| (r.listing.brand.as_str(), r.listing.category.as_str())),
         options.reference_min_count,
     );
-    let featurizer = featurizer.with_references(ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary));
+    let featurizer = featurizer.with_references(
+        ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary),
+    );
 
     let featurize_started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -311,10 +347,20 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             examples.push((l, label));
         }
     }
-    let train_features: Vec<Features> = examples.par_iter().map(|(l, _)| featurizer.featurize(l)).collect();
-    let train_labels: Vec<f32> = examples.iter().map(|(_, y)| f32::from(u8::from(*y))).collect();
+    let train_features: Vec<Features> = examples
+        .par_iter()
+        .map(|(l, _)| featurizer.featurize(l))
+        .collect();
+    let train_labels: Vec<f32> = examples
+        .iter()
+        .map(|(_, y)| f32::from(u8::from(*y)))
+        .collect();
     drop(examples);
-    let featurize_rows = |rows: &[Row]| -> Vec<Features> { rows.par_iter().map(|r| featurizer.featurize(&r.listing)).collect() };
+    let featurize_rows = |rows: &[Row]| -> Vec<Features> {
+        rows.par_iter()
+            .map(|r| featurizer.featurize(&r.listing))
+            .collect()
+    };
     let valid_features = featurize_rows(&valid_rows);
     let calibration_features = featurize_rows(&calibration_rows);
     let unfamiliar_features = featurize_rows(&unfamiliar_rows);
@@ -327,7 +373,11 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     let trainable = TrainableMlp::new(&net_config, options.seed, &device)?;
     let mut network = Network {
         config: net_config,
-        table: init_table(options.features.buckets as usize, net_config.embedding_dim, options.seed),
+        table: init_table(
+            options.features.buckets as usize,
+            net_config.embedding_dim,
+            options.seed,
+        ),
         scaler,
         mlp: trainable.mlp.clone(),
     };
@@ -351,7 +401,9 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     let mut epochs = Vec::new();
     let mut best: Option<(f64, usize, Array2<f32>, crate::model::network::Mlp)> = None;
     let mut inputs = vec![0f32; options.batch_size * width];
-    let mut kept: Vec<Features> = (0..options.batch_size).map(|_| Features::default()).collect();
+    let mut kept: Vec<Features> = (0..options.batch_size)
+        .map(|_| Features::default())
+        .collect();
     let mut since_best = 0;
     for epoch in 1..=options.max_epochs {
         let epoch_started = Instant::now();
@@ -367,12 +419,23 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 let source = &train_features[index];
                 let target = &mut kept[slot];
                 target.ids.clear();
-                target.ids.extend(source.ids.iter().copied().filter(|_| rng.random::<f32>() >= options.token_dropout));
+                target.ids.extend(
+                    source
+                        .ids
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.random::<f32>() >= options.token_dropout),
+                );
                 if target.ids.is_empty() {
                     target.ids.extend_from_slice(&source.ids);
                 }
                 target.dense = source.dense;
-                Network::input_row(&network.table, &network.scaler, target, &mut inputs[slot * width..(slot + 1) * width]);
+                Network::input_row(
+                    &network.table,
+                    &network.scaler,
+                    target,
+                    &mut inputs[slot * width..(slot + 1) * width],
+                );
             }
             let x = Var::from_slice(&inputs[..b * width], (b, width), &device)?;
             let y: Vec<f32> = batch.iter().map(|&i| train_labels[i]).collect();
@@ -390,7 +453,10 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             for slot in 0..b {
                 let ids = &kept[slot].ids;
                 let scale = 1.0 / ids.len().max(1) as f32;
-                for (g, source) in row_gradient.iter_mut().zip(&grad_x[slot * width..slot * width + dim]) {
+                for (g, source) in row_gradient
+                    .iter_mut()
+                    .zip(&grad_x[slot * width..slot * width + dim])
+                {
                     *g = source * scale;
                 }
                 for &id in ids {
@@ -399,7 +465,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
             batches += 1;
-            if batches % 64 == 0 {
+            if batches.is_multiple_of(64) {
                 progress.inc((64 * options.batch_size) as u64);
                 progress.set_message(format!("loss {:.4}", loss_sum / batches as f64));
             }
@@ -417,16 +483,27 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             "epoch {epoch}: loss {train_loss:.4}, validation ROC-AUC {auc:.4}, {:.0} rows/s",
             report.rows_per_second
         ));
-        tracing::info!(epoch, loss = train_loss, valid_roc_auc = auc, rows_per_second = report.rows_per_second, "epoch finished");
+        tracing::info!(
+            epoch,
+            loss = train_loss,
+            valid_roc_auc = auc,
+            rows_per_second = report.rows_per_second,
+            "epoch finished"
+        );
         epochs.push(report);
-        let improved = best.as_ref().is_none_or(|(best_auc, ..)| auc > *best_auc + 1e-5);
+        let improved = best
+            .as_ref()
+            .is_none_or(|(best_auc, ..)| auc > *best_auc + 1e-5);
         if improved {
             best = Some((auc, epoch, network.table.clone(), trainable.snapshot()?));
             since_best = 0;
         } else {
             since_best += 1;
             if since_best >= options.patience {
-                tracing::info!(epoch, "early stopping: validation ROC-AUC stopped improving");
+                tracing::info!(
+                    epoch,
+                    "early stopping: validation ROC-AUC stopped improving"
+                );
                 break;
             }
         }
@@ -445,28 +522,52 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         .into_iter()
         .map(|l| calibration.apply(l))
         .collect();
-    let block = metrics::threshold_for_precision(&valid_probabilities, &valid_labels, options.block_precision)
-        .unwrap_or(1.0);
-    let review = metrics::threshold_for_recall(&valid_probabilities, &valid_labels, options.review_recall)
-        .unwrap_or(block);
+    let block = metrics::threshold_for_precision(
+        &valid_probabilities,
+        &valid_labels,
+        options.block_precision,
+    )
+    .unwrap_or(1.0);
+    let review =
+        metrics::threshold_for_recall(&valid_probabilities, &valid_labels, options.review_recall)
+            .unwrap_or(block);
     if review >= block {
-        tracing::warn!(review, block, "the recall target is already met at the block threshold: no review band");
+        tracing::warn!(
+            review,
+            block,
+            "the recall target is already met at the block threshold: no review band"
+        );
     }
     let thresholds = Thresholds {
         review: review.min(block),
         block,
     };
     let validation = metrics::evaluate(&valid_probabilities, &valid_labels, &thresholds);
-    let categories: Vec<&str> = valid_rows.iter().map(|r| r.listing.category.as_str()).collect();
-    let per_category = metrics::evaluate_by_group(&valid_probabilities, &valid_labels, &categories, &thresholds, options.min_group_rows);
-    let quantification = QuantificationStats::from_validation(&valid_probabilities, &valid_labels, &thresholds);
+    let categories: Vec<&str> = valid_rows
+        .iter()
+        .map(|r| r.listing.category.as_str())
+        .collect();
+    let per_category = metrics::evaluate_by_group(
+        &valid_probabilities,
+        &valid_labels,
+        &categories,
+        &thresholds,
+        options.min_group_rows,
+    );
+    let quantification =
+        QuantificationStats::from_validation(&valid_probabilities, &valid_labels, &thresholds);
 
     let unfamiliar = if options.holdout.is_active() {
         let probabilities: Vec<f32> = logits_of(&network, &unfamiliar_features)?
             .into_iter()
             .map(|l| calibration.apply(l))
             .collect();
-        Some(unfamiliar_report(&options.holdout, &unfamiliar_rows, &probabilities, &thresholds))
+        Some(unfamiliar_report(
+            &options.holdout,
+            &unfamiliar_rows,
+            &probabilities,
+            &thresholds,
+        ))
     } else {
         None
     };
@@ -481,7 +582,10 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         created_at: created.to_rfc3339(),
         features: options.features.clone(),
         network: net_config,
-        dense_features: crate::features::DENSE_FEATURES.iter().map(|s| s.to_string()).collect(),
+        dense_features: crate::features::DENSE_FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         dense_scaler: network.scaler.clone(),
         currency: options.rates.clone(),
         limits: options.limits,
@@ -568,7 +672,12 @@ fn logits_of(network: &Network, features: &[Features]) -> Result<Vec<f32>, Train
     Ok(out)
 }
 
-fn unfamiliar_report(holdout: &Holdout, rows: &[Row], probabilities: &[f32], thresholds: &Thresholds) -> UnfamiliarReport {
+fn unfamiliar_report(
+    holdout: &Holdout,
+    rows: &[Row],
+    probabilities: &[f32],
+    thresholds: &Thresholds,
+) -> UnfamiliarReport {
     let mut genuine = 0usize;
     let mut genuine_blocked = 0usize;
     let mut genuine_flagged = 0usize;
@@ -585,7 +694,13 @@ fn unfamiliar_report(holdout: &Holdout, rows: &[Row], probabilities: &[f32], thr
             genuine_flagged += usize::from(decision != crate::decision::Decision::Allow);
         }
     }
-    let share = |a: usize, b: usize| if b == 0 { f64::NAN } else { a as f64 / b as f64 };
+    let share = |a: usize, b: usize| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
     UnfamiliarReport {
         holdout: holdout.clone(),
         listings: rows.len(),
@@ -605,13 +720,19 @@ mod tests {
         let device = Device::Cpu;
         let logits = Tensor::new(&[0.0f32, 2.0, -3.0], &device).unwrap();
         let targets = Tensor::new(&[1.0f32, 0.0, 0.0], &device).unwrap();
-        let got = stable_bce(&logits, &targets).unwrap().to_scalar::<f32>().unwrap();
+        let got = stable_bce(&logits, &targets)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
         let expected = (-(sig(0.0)).ln() - (1.0 - sig(2.0)).ln() - (1.0 - sig(-3.0)).ln()) / 3.0;
         assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
         let extreme = Tensor::new(&[200.0f32, -200.0], &device).unwrap();
         let wrong = Tensor::new(&[0.0f32, 1.0], &device).unwrap();
-        let loss = stable_bce(&extreme, &wrong).unwrap().to_scalar::<f32>().unwrap();
+        let loss = stable_bce(&extreme, &wrong)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(loss.is_finite() && (loss - 200.0).abs() < 1e-3, "{loss}");
     }
 

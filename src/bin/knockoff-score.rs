@@ -1,6 +1,10 @@
 //! `knockoff-score`: scores a file of listings with a model directory, prints evaluation
 //! metrics when the file is labelled and prevalence estimates, and writes optional reports.
 
+// Featurisation makes many small allocations on every core: mimalloc keeps them cheap.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,7 +40,11 @@ struct Args {
     #[arg(long, env = "KNOCKOFF_BLOCK_THRESHOLD")]
     block_threshold: Option<f32>,
     /// Currency rate overrides, CODE=VALUE in the model's base currency; repeatable.
-    #[arg(long = "currency-rate", env = "KNOCKOFF_CURRENCY_RATES", value_delimiter = ',')]
+    #[arg(
+        long = "currency-rate",
+        env = "KNOCKOFF_CURRENCY_RATES",
+        value_delimiter = ','
+    )]
     currency_rates: Vec<String>,
     /// Worker threads (default: all cores).
     #[arg(long, env = "KNOCKOFF_THREADS")]
@@ -54,7 +62,8 @@ fn main() -> anyhow::Result<()> {
             .build_global()
             .context("--threads")?;
     }
-    let mut model = Model::load(&args.model).with_context(|| format!("loading model {}", args.model.display()))?;
+    let mut model = Model::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
     let current = model.thresholds();
     let thresholds = Thresholds {
         review: args.review_threshold.unwrap_or(current.review),
@@ -66,7 +75,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if thresholds.review > thresholds.block {
-        anyhow::bail!("the review threshold ({}) must not exceed the block threshold ({})", thresholds.review, thresholds.block);
+        anyhow::bail!(
+            "the review threshold ({}) must not exceed the block threshold ({})",
+            thresholds.review,
+            thresholds.block
+        );
     }
     model.set_thresholds(thresholds);
     if !args.currency_rates.is_empty() {
@@ -84,7 +97,10 @@ fn main() -> anyhow::Result<()> {
     tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
 
     let progress = ProgressBar::new_spinner();
-    progress.set_style(ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {elapsed}").context("progress template")?);
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {pos} rows {per_sec} {elapsed}")
+            .context("progress template")?,
+    );
     let started = std::time::Instant::now();
     let summary = knockoff::score::score_file(&model, &args.input, &args.output, &progress)?;
     progress.finish_and_clear();
@@ -111,8 +127,18 @@ fn main() -> anyhow::Result<()> {
     if !labels.is_empty() {
         let evaluation = knockoff::metrics::evaluate(&probabilities, &labels, &thresholds);
         let categories = summary.categories_of_labelled();
-        let per_category = knockoff::metrics::evaluate_by_group(&probabilities, &labels, &categories, &thresholds, 50);
-        writeln!(out, "{}", knockoff::metrics::summary_table(&evaluation, &per_category))?;
+        let per_category = knockoff::metrics::evaluate_by_group(
+            &probabilities,
+            &labels,
+            &categories,
+            &thresholds,
+            50,
+        );
+        writeln!(
+            out,
+            "{}",
+            knockoff::metrics::summary_table(&evaluation, &per_category)
+        )?;
     }
     let input = knockoff::reporting::report_input(
         &format!("Counterfeit prevalence in {}", args.input.display()),
@@ -120,7 +146,11 @@ fn main() -> anyhow::Result<()> {
         &summary.scored,
         args.min_group_rows,
     );
-    writeln!(out, "{}", knockoff::report::headline_sentence(&input.prevalence))?;
+    writeln!(
+        out,
+        "{}",
+        knockoff::report::headline_sentence(&input.prevalence)
+    )?;
     writeln!(out, "{}", prevalence_table(&input.prevalence))?;
     if let Some(report) = &args.report {
         knockoff::report::write_report(report, &input)?;
@@ -137,7 +167,12 @@ fn prevalence_table(report: &knockoff::prevalence::PrevalenceReport) -> String {
     )];
     let row = |by: &str, value: &str, s: &knockoff::prevalence::PrevalenceSummary| -> String {
         let estimate = match &s.prevalence {
-            Some(p) => format!("{:.1}% ({:.1}–{:.1}%)", 100.0 * p.estimate, 100.0 * p.ci_low, 100.0 * p.ci_high),
+            Some(p) => format!(
+                "{:.1}% ({:.1}–{:.1}%)",
+                100.0 * p.estimate,
+                100.0 * p.ci_low,
+                100.0 * p.ci_high
+            ),
             None => "too few listings".to_string(),
         };
         let value: String = value.chars().take(24).collect();

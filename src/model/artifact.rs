@@ -64,7 +64,10 @@ fn sha256_file(path: &Path) -> Result<String, ArtifactError> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ArtifactError> {
@@ -107,7 +110,8 @@ fn set_readable(dir: &Path) -> Result<(), ArtifactError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let path = entry.map_err(io(dir))?.path();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).map_err(io(&path))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .map_err(io(&path))?;
     }
     Ok(())
 }
@@ -141,10 +145,13 @@ impl Model {
 
         let weights_path = stage.join(WEIGHTS_FILE);
         let table = Tensor::from_slice(
-            self.network.table.as_slice().ok_or_else(|| ArtifactError::Invalid {
-                path: weights_path.clone(),
-                reason: "embedding table is not contiguous".into(),
-            })?,
+            self.network
+                .table
+                .as_slice()
+                .ok_or_else(|| ArtifactError::Invalid {
+                    path: weights_path.clone(),
+                    reason: "embedding table is not contiguous".into(),
+                })?,
             self.network.table.dim(),
             &Device::Cpu,
         )
@@ -155,7 +162,8 @@ impl Model {
         for (name, tensor) in self.network.mlp.tensors() {
             tensors.insert(name.into(), tensor);
         }
-        candle_core::safetensors::save(&tensors, &weights_path).map_err(|e| corrupt(&weights_path, e))?;
+        candle_core::safetensors::save(&tensors, &weights_path)
+            .map_err(|e| corrupt(&weights_path, e))?;
         self.config.weights_sha256 = sha256_file(&weights_path)?;
 
         let tokenizer_path = stage.join(TOKENIZER_FILE);
@@ -183,7 +191,9 @@ impl Model {
         let staged = staging.keep();
         let backup = parent.join(format!(
             ".knockoff-old-{}-{}",
-            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             std::process::id()
         ));
         let had_old = dir.exists();
@@ -229,10 +239,11 @@ impl Model {
                 found,
             });
         }
-        let config: ModelConfig = serde_json::from_value(raw).map_err(|source| ArtifactError::Json {
-            path: config_path.clone(),
-            source,
-        })?;
+        let config: ModelConfig =
+            serde_json::from_value(raw).map_err(|source| ArtifactError::Json {
+                path: config_path.clone(),
+                source,
+            })?;
 
         let weights_path = dir.join(WEIGHTS_FILE);
         if !weights_path.is_file() {
@@ -242,14 +253,19 @@ impl Model {
         if digest != config.weights_sha256 {
             return Err(corrupt(
                 &weights_path,
-                format!("checksum {digest} does not match config.json ({})", config.weights_sha256),
+                format!(
+                    "checksum {digest} does not match config.json ({})",
+                    config.weights_sha256
+                ),
             ));
         }
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| corrupt(&weights_path, e))?;
         let net = &config.network;
         let expect = |name: &str, shape: &[usize]| -> Result<Tensor, ArtifactError> {
-            let t = tensors.get(name).ok_or_else(|| corrupt(&weights_path, format!("tensor `{name}` is missing")))?;
+            let t = tensors
+                .get(name)
+                .ok_or_else(|| corrupt(&weights_path, format!("tensor `{name}` is missing")))?;
             if t.dims() != shape {
                 return Err(ArtifactError::Shape {
                     path: weights_path.clone(),
@@ -258,7 +274,8 @@ impl Model {
                     expected: shape.to_vec(),
                 });
             }
-            t.to_dtype(DType::F32).map_err(|e| corrupt(&weights_path, e))
+            t.to_dtype(DType::F32)
+                .map_err(|e| corrupt(&weights_path, e))
         };
         let buckets = config.features.buckets as usize;
         let table = expect("embedding.weight", &[buckets, net.embedding_dim])?;
@@ -296,19 +313,23 @@ impl Model {
 
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         if !tokenizer_path.is_file() {
-            return Err(ArtifactError::MissingFile { path: tokenizer_path });
+            return Err(ArtifactError::MissingFile {
+                path: tokenizer_path,
+            });
         }
-        let tokenizer = Featurizer::load_tokenizer(&tokenizer_path).map_err(|e| ArtifactError::Invalid {
-            path: tokenizer_path.clone(),
-            reason: e.to_string(),
-        })?;
-        let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
-        let featurizer = Featurizer::new(config.features.clone(), tokenizer, references).map_err(|e| {
-            ArtifactError::Invalid {
-                path: config_path.clone(),
+        let tokenizer =
+            Featurizer::load_tokenizer(&tokenizer_path).map_err(|e| ArtifactError::Invalid {
+                path: tokenizer_path.clone(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
+        let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
+        let featurizer =
+            Featurizer::new(config.features.clone(), tokenizer, references).map_err(|e| {
+                ArtifactError::Invalid {
+                    path: config_path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         let model = Model {
             network: Network {
                 config: config.network,

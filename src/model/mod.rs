@@ -6,7 +6,9 @@ pub mod network;
 
 use crate::currency::CurrencyRates;
 use crate::decision::{Decision, Thresholds};
-use crate::features::{FeatureConfig, Featurizer, Features, TermKind, DENSE_FEATURES, LOG_RATIO_INDEX};
+use crate::features::{
+    FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES, LOG_RATIO_INDEX,
+};
 use crate::listing::{FieldLimits, Listing};
 use crate::metrics::PlattCalibration;
 use crate::prevalence::QuantificationStats;
@@ -99,7 +101,9 @@ pub struct Model {
 
 impl std::fmt::Debug for Featurizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Featurizer").field("config", self.config()).finish()
+        f.debug_struct("Featurizer")
+            .field("config", self.config())
+            .finish()
     }
 }
 
@@ -134,9 +138,15 @@ impl Model {
 
     pub fn featurize(&self, listings: &[Listing]) -> Vec<Features> {
         if listings.len() < PARALLEL_MIN {
-            listings.iter().map(|l| self.featurizer.featurize(l)).collect()
+            listings
+                .iter()
+                .map(|l| self.featurizer.featurize(l))
+                .collect()
         } else {
-            listings.par_iter().map(|l| self.featurizer.featurize(l)).collect()
+            listings
+                .par_iter()
+                .map(|l| self.featurizer.featurize(l))
+                .collect()
         }
     }
 
@@ -151,7 +161,10 @@ impl Model {
 
     pub fn score_features(&self, features: &[&Features]) -> Result<Vec<Score>, ModelError> {
         let logits = self.network.logits(features)?;
-        Ok(logits.into_iter().map(|l| self.score_from_logit(l)).collect())
+        Ok(logits
+            .into_iter()
+            .map(|l| self.score_from_logit(l))
+            .collect())
     }
 
     pub fn score(&self, listings: &[Listing]) -> Result<Vec<Score>, ModelError> {
@@ -169,15 +182,28 @@ impl Model {
         let width = self.network.config.input_dim();
         let dim = self.network.config.embedding_dim;
         let mut input = vec![0f32; width];
-        Network::input_row(&self.network.table, &self.network.scaler, &explained.features, &mut input);
-        let gradient = self.network.mlp.input_gradient(ndarray::ArrayView1::from(&input));
+        Network::input_row(
+            &self.network.table,
+            &self.network.scaler,
+            &explained.features,
+            &mut input,
+        );
+        let gradient = self
+            .network
+            .mlp
+            .input_gradient(ndarray::ArrayView1::from(&input));
         let n = explained.features.ids.len().max(1) as f32;
 
         // The same term can be emitted more than once (e.g. a repeated word): add them up.
         let mut by_term: HashMap<(TermKind, &str), f32> = HashMap::new();
         for (id, kind, term) in &explained.terms {
             let row = self.network.table.row(*id as usize);
-            let push: f32 = row.iter().zip(gradient.iter()).map(|(e, g)| e * g).sum::<f32>() / n;
+            let push: f32 = row
+                .iter()
+                .zip(gradient.iter())
+                .map(|(e, g)| e * g)
+                .sum::<f32>()
+                / n;
             *by_term.entry((*kind, term.as_str())).or_default() += push;
         }
         let mut reasons: Vec<Reason> = by_term

@@ -58,7 +58,11 @@ impl DenseScaler {
             let var = (sq[k] / n - m * m).max(0.0);
             scaler.mean[k] = m as f32;
             // A constant feature keeps scale 1 rather than exploding.
-            scaler.scale[k] = if var > 1e-8 { (1.0 / var.sqrt()) as f32 } else { 1.0 };
+            scaler.scale[k] = if var > 1e-8 {
+                (1.0 / var.sqrt()) as f32
+            } else {
+                1.0
+            };
         }
         scaler
     }
@@ -100,7 +104,13 @@ impl Mlp {
     }
 
     pub fn tensors(&self) -> [(&'static str, Tensor); 4] {
-        let bias = |l: &Linear| l.bias().cloned().unwrap_or_else(|| l.weight().zeros_like().unwrap_or_else(|_| l.weight().clone()));
+        let bias = |l: &Linear| {
+            l.bias().cloned().unwrap_or_else(|| {
+                l.weight()
+                    .zeros_like()
+                    .unwrap_or_else(|_| l.weight().clone())
+            })
+        };
         [
             ("hidden.weight", self.hidden.weight().clone()),
             ("hidden.bias", bias(&self.hidden)),
@@ -144,7 +154,11 @@ impl TrainableMlp {
         };
         let hw = Var::from_tensor(&Tensor::from_vec(normal(h * f, he), (h, f), device)?)?;
         let hb = Var::zeros(h, DType::F32, device)?;
-        let ow = Var::from_tensor(&Tensor::from_vec(normal(h, 1.0 / (h as f32).sqrt()), (1, h), device)?)?;
+        let ow = Var::from_tensor(&Tensor::from_vec(
+            normal(h, 1.0 / (h as f32).sqrt()),
+            (1, h),
+            device,
+        )?)?;
         let ob = Var::zeros(1, DType::F32, device)?;
         let mlp = Mlp::from_tensors(
             hw.as_tensor().clone(),
@@ -181,7 +195,12 @@ pub struct Network {
 
 impl Network {
     /// Writes one listing's model input (mean embedding, then scaled dense features) into `out`.
-    pub fn input_row(table: &Array2<f32>, scaler: &DenseScaler, features: &Features, out: &mut [f32]) {
+    pub fn input_row(
+        table: &Array2<f32>,
+        scaler: &DenseScaler,
+        features: &Features,
+        out: &mut [f32],
+    ) {
         let dim = table.ncols();
         let (pooled, dense) = out.split_at_mut(dim);
         pooled.fill(0.0);
@@ -217,7 +236,11 @@ impl Network {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let inputs = Tensor::from_vec(self.inputs(batch), (batch.len(), self.config.input_dim()), &Device::Cpu)?;
+        let inputs = Tensor::from_vec(
+            self.inputs(batch),
+            (batch.len(), self.config.input_dim()),
+            &Device::Cpu,
+        )?;
         self.mlp.forward(&inputs)?.flatten_all()?.to_vec1::<f32>()
     }
 }
@@ -270,23 +293,42 @@ mod tests {
         Network::input_row(&net.table, &net.scaler, &f, &mut x);
         let logit = |x: &[f32]| -> f32 {
             let t = Tensor::from_slice(x, (1, x.len()), &Device::Cpu).unwrap();
-            net.mlp.forward(&t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()[0]
+            net.mlp
+                .forward(&t)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()[0]
         };
         let grad = net.mlp.input_gradient(ArrayView1::from(&x));
         for k in 0..x.len() {
             let mut xp = x.clone();
             xp[k] += 1e-3;
             let numeric = (logit(&xp) - logit(&x)) / 1e-3;
-            assert!((numeric - grad[k]).abs() < 2e-2, "k={k}: {numeric} vs {}", grad[k]);
+            assert!(
+                (numeric - grad[k]).abs() < 2e-2,
+                "k={k}: {numeric} vs {}",
+                grad[k]
+            );
         }
     }
 
     #[test]
     fn same_seed_same_weights() {
         let config = NetworkConfig::default();
-        let a = TrainableMlp::new(&config, 1, &Device::Cpu).unwrap().snapshot().unwrap();
-        let b = TrainableMlp::new(&config, 1, &Device::Cpu).unwrap().snapshot().unwrap();
-        let c = TrainableMlp::new(&config, 2, &Device::Cpu).unwrap().snapshot().unwrap();
+        let a = TrainableMlp::new(&config, 1, &Device::Cpu)
+            .unwrap()
+            .snapshot()
+            .unwrap();
+        let b = TrainableMlp::new(&config, 1, &Device::Cpu)
+            .unwrap()
+            .snapshot()
+            .unwrap();
+        let c = TrainableMlp::new(&config, 2, &Device::Cpu)
+            .unwrap()
+            .snapshot()
+            .unwrap();
         assert_eq!(a.hidden_weight, b.hidden_weight);
         assert_ne!(a.hidden_weight, c.hidden_weight);
     }

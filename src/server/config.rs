@@ -316,7 +316,10 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(matches!(
             parse(&["--queue-capacity", "0"]),
-            Err(ConfigError::TooSmall { flag: "queue-capacity", .. })
+            Err(ConfigError::TooSmall {
+                flag: "queue-capacity",
+                ..
+            })
         ));
         assert!(matches!(
             parse(&["--review-threshold", "1.5"]),

@@ -14,7 +14,9 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{counter, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,8 +56,9 @@ impl Default for ServerMetrics {
 impl ServerMetrics {
     pub fn new() -> Self {
         let builder = PrometheusBuilder::new();
-        // Bucket lists are non-empty constants, the only thing set_buckets_for_metric
-        // rejects; falling back to summaries keeps the server up even so.
+        // set_buckets_for_metric only refuses empty lists, and these are non-empty
+        // constants. Were it ever to fail, start over without buckets: histograms then
+        // render as summaries, which beats refusing to start.
         let builder = [
             ("_seconds", LATENCY_BUCKETS),
             ("knockoff_batch_listings", BATCH_SIZE_BUCKETS),
@@ -90,20 +93,53 @@ impl ServerMetrics {
 
     fn describe(&self) {
         self.with(|| {
-            metrics::describe_counter!("knockoff_http_requests_total", "HTTP requests by route, method and status");
-            metrics::describe_histogram!("knockoff_http_request_duration_seconds", "HTTP request latency by route");
-            metrics::describe_counter!("knockoff_rejected_requests_total", "Requests refused, by route and reason");
-            metrics::describe_histogram!("knockoff_batch_listings", "Listings per model pass (dynamic batch size)");
-            metrics::describe_histogram!("knockoff_request_listings", "Listings per scoring request");
-            metrics::describe_histogram!("knockoff_batch_duration_seconds", "Model time per batch: features, scores and reasons");
-            metrics::describe_histogram!("knockoff_queue_wait_seconds", "Time a request waited in the queue before its batch started");
+            metrics::describe_counter!(
+                "knockoff_http_requests_total",
+                "HTTP requests by route, method and status"
+            );
+            metrics::describe_histogram!(
+                "knockoff_http_request_duration_seconds",
+                "HTTP request latency by route"
+            );
+            metrics::describe_counter!(
+                "knockoff_rejected_requests_total",
+                "Requests refused, by route and reason"
+            );
+            metrics::describe_histogram!(
+                "knockoff_batch_listings",
+                "Listings per model pass (dynamic batch size)"
+            );
+            metrics::describe_histogram!(
+                "knockoff_request_listings",
+                "Listings per scoring request"
+            );
+            metrics::describe_histogram!(
+                "knockoff_batch_duration_seconds",
+                "Model time per batch: features, scores and reasons"
+            );
+            metrics::describe_histogram!(
+                "knockoff_queue_wait_seconds",
+                "Time a request waited in the queue before its batch started"
+            );
             metrics::describe_gauge!("knockoff_queue_depth", "Requests waiting for the model");
-            metrics::describe_gauge!("knockoff_queue_capacity", "Requests that may wait before 429");
-            metrics::describe_histogram!("knockoff_probability", "Returned probabilities (watch for drift)");
+            metrics::describe_gauge!(
+                "knockoff_queue_capacity",
+                "Requests that may wait before 429"
+            );
+            metrics::describe_histogram!(
+                "knockoff_probability",
+                "Returned probabilities (watch for drift)"
+            );
             metrics::describe_counter!("knockoff_decisions_total", "Returned decisions");
-            metrics::describe_gauge!("knockoff_model_info", "The loaded model (value 1; 0 for models replaced by a reload)");
+            metrics::describe_gauge!(
+                "knockoff_model_info",
+                "The loaded model (value 1; 0 for models replaced by a reload)"
+            );
             metrics::describe_counter!("knockoff_model_reloads_total", "Model reloads by result");
-            metrics::describe_counter!("knockoff_scoring_failures_total", "Model batches that failed");
+            metrics::describe_counter!(
+                "knockoff_scoring_failures_total",
+                "Model batches that failed"
+            );
         });
     }
 
@@ -140,7 +176,8 @@ impl ServerMetrics {
     pub fn record_rejection(&self, route: &str, reason: &'static str) {
         let route = route.to_string();
         self.with(|| {
-            counter!("knockoff_rejected_requests_total", "route" => route, "reason" => reason).increment(1);
+            counter!("knockoff_rejected_requests_total", "route" => route, "reason" => reason)
+                .increment(1);
         });
     }
 
@@ -148,8 +185,10 @@ impl ServerMetrics {
         self.with(|| histogram!("knockoff_request_listings").record(listings as f64));
     }
 
-    pub fn set_queue_depth(&self, depth: usize) {
-        self.with(|| gauge!("knockoff_queue_depth").set(depth as f64));
+    /// Queue depth moves by increments, never by `set`: the handler and the model thread
+    /// update it concurrently, and a stale `set` could overwrite a newer value for good.
+    pub fn queue_depth_changed(&self, delta: f64) {
+        self.with(|| gauge!("knockoff_queue_depth").increment(delta));
     }
 
     pub fn set_queue_capacity(&self, capacity: usize) {
@@ -183,7 +222,9 @@ impl ServerMetrics {
 
     pub fn set_model_info(&self, name: &str, version: &str, value: f64) {
         let (name, version) = (name.to_string(), version.to_string());
-        self.with(|| gauge!("knockoff_model_info", "name" => name, "version" => version).set(value));
+        self.with(|| {
+            gauge!("knockoff_model_info", "name" => name, "version" => version).set(value)
+        });
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -204,7 +245,12 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let started = Instant::now();
     let response = next.run(request).await;
     let metrics = state.metrics();
-    metrics.record_request(&route, &method, response.status().as_u16(), started.elapsed());
+    metrics.record_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     if let Some(RejectionReason(reason)) = response.extensions().get::<RejectionReason>() {
         metrics.record_rejection(&route, reason);
     }
@@ -224,9 +270,18 @@ mod tests {
         a.record_scores([(0.42f32, Decision::Review)].into_iter());
         let text = a.render();
         assert!(text.contains("knockoff_http_requests_total{route=\"/v1/score\",method=\"POST\",status=\"200\"} 1"), "{text}");
-        assert!(text.contains("knockoff_model_info{name=\"m\",version=\"1\"} 1"), "{text}");
-        assert!(text.contains("knockoff_probability_bucket{le=\"0.45\"} 1"), "{text}");
-        assert!(text.contains("knockoff_http_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("knockoff_model_info{name=\"m\",version=\"1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("knockoff_probability_bucket{le=\"0.45\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("knockoff_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
         assert!(!b.render().contains("knockoff_http_requests_total{"));
     }
 }

@@ -212,7 +212,9 @@ impl AppState {
                     let field = field(i, "id");
                     return Err(ServerError::invalid(
                         &field,
-                        format!("{field}: is {id_chars} characters long; the limit is {MAX_ID_CHARS}"),
+                        format!(
+                            "{field}: is {id_chars} characters long; the limit is {MAX_ID_CHARS}"
+                        ),
                     ));
                 }
                 Ok(listing)
@@ -242,7 +244,9 @@ impl AppState {
             })?;
         let scored = receiver
             .await
-            .map_err(|_| ServerError::Unavailable("the model thread stopped before answering".into()))?
+            .map_err(|_| {
+                ServerError::Unavailable("the model thread stopped before answering".into())
+            })?
             .map_err(|e| ServerError::Scoring(e.to_string()))?;
         if scored.len() != expected {
             return Err(ServerError::Internal(format!(
@@ -281,7 +285,10 @@ impl AppState {
                 return Err(ServerError::ModelRefused(reason));
             }
         };
-        let new = Arc::new(LoadedModel { model, path: path.clone() });
+        let new = Arc::new(LoadedModel {
+            model,
+            path: path.clone(),
+        });
         let previous = self.inner.model.swap(Arc::clone(&new));
         let metrics = &self.inner.metrics;
         metrics.set_model_info(previous.name(), previous.version(), 0.0);
@@ -312,9 +319,18 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/models/{name}", get(v2::model_metadata))
         .route("/v2/models/{name}/ready", get(v2::model_ready))
         .route("/v2/models/{name}/infer", post(v2::infer))
-        .route("/v2/models/{name}/versions/{version}", get(v2::model_version_metadata))
-        .route("/v2/models/{name}/versions/{version}/ready", get(v2::model_version_ready))
-        .route("/v2/models/{name}/versions/{version}/infer", post(v2::version_infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::version_infer),
+        )
         .route("/metrics", get(routes::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
@@ -328,7 +344,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -353,7 +372,7 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(%addr, model = %model.name, version = %model.version, "listening");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal_state = state.clone();
     tokio::spawn(async move {
         loop {
@@ -364,31 +383,73 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
                     let _ = signal_state.reload(None).await;
                 }
                 SignalKind::Stop(name) => {
-                    tracing::info!(signal = name, "shutting down: no new connections, finishing in-flight requests");
-                    signal_state.begin_shutdown();
-                    let _ = stop_tx.send(true);
+                    tracing::info!(
+                        signal = name,
+                        "shutting down: no new connections, finishing in-flight requests"
+                    );
+                    let _ = stop_tx.send(());
                     return;
                 }
             }
         }
     });
+    let shutdown = async move {
+        let _ = stop_rx.await;
+    };
+    match serve(listener, state, shutdown, config.shutdown_timeout).await {
+        Ok(Drained::Completely) => {}
+        Ok(Drained::TimedOut) => tracing::warn!(
+            timeout_secs = config.shutdown_timeout.as_secs(),
+            "shutdown timeout reached; abandoning requests still in flight"
+        ),
+        Err(e) => return Err(StartError::Serve(e)),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
 
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every in-flight request was answered.
+    Completely,
+    /// The timeout struck first; requests still in flight were abandoned.
+    TimedOut,
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; then readiness turns false,
+/// no new connections are accepted, and in-flight requests get at most `timeout` to
+/// finish. Separate from [`run`] so tests can drive a shutdown without process signals.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: F,
+    timeout: std::time::Duration,
+) -> std::io::Result<Drained>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        draining.begin_shutdown();
+        let _ = stop_tx.send(true);
+    });
     let mut graceful_rx = stop_rx.clone();
-    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        // An error means the sender is gone, which only happens after it sent.
         let _ = graceful_rx.wait_for(|stop| *stop).await;
     });
     let mut deadline_rx = stop_rx;
-    let timeout = config.shutdown_timeout;
     let deadline = async move {
         let _ = deadline_rx.wait_for(|stop| *stop).await;
         tokio::time::sleep(timeout).await;
     };
     tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.map_err(StartError::Serve)?,
-        () = deadline => tracing::warn!(timeout_secs = timeout.as_secs(), "shutdown timeout reached; abandoning requests still in flight"),
+        result = std::future::IntoFuture::into_future(server) => result.map(|()| Drained::Completely),
+        () = deadline => Ok(Drained::TimedOut),
     }
-    tracing::info!("stopped");
-    Ok(())
 }
 
 enum SignalKind {

@@ -134,8 +134,17 @@ mod tests {
         ] {
             assert!(doc["paths"].get(path).is_some(), "missing {path}");
         }
-        for schema in ["ScoreResponse", "RawListing", "ErrorBody", "InferRequest", "Decision"] {
-            assert!(doc["components"]["schemas"].get(schema).is_some(), "missing {schema}");
+        for schema in [
+            "ScoreResponse",
+            "RawListing",
+            "ErrorBody",
+            "InferRequest",
+            "Decision",
+        ] {
+            assert!(
+                doc["components"]["schemas"].get(schema).is_some(),
+                "missing {schema}"
+            );
         }
     }
 }

@@ -10,7 +10,8 @@ use super::metrics::ServerMetrics;
 use crate::decision::Decision;
 use crate::features::Features;
 use crate::listing::Listing;
-use crate::model::{Model, Reason};
+use crate::model::{Model, Reason, Score};
+use rayon::prelude::*;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -18,6 +19,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// Batches at least this large are explained in parallel.
+const PARALLEL_EXPLAIN_MIN: usize = 64;
 /// How often the idle model thread wakes to drain metric histograms.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -112,10 +115,7 @@ impl Gate {
     fn wait_open(&self) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while state.paused && !state.closed {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
         !state.closed
     }
@@ -166,7 +166,7 @@ impl Queue {
                 flag.store(false, Ordering::SeqCst);
             })?;
         metrics.set_queue_capacity(capacity);
-        metrics.set_queue_depth(0);
+        metrics.queue_depth_changed(0.0);
         Ok(Queue {
             sender,
             depth,
@@ -193,16 +193,15 @@ impl Queue {
             enqueued_at: Instant::now(),
             reply,
         };
-        // Count before sending so the worker's decrement can never underflow the gauge.
-        let depth = self.depth.fetch_add(1, Ordering::SeqCst) + 1;
+        // Count before sending so the worker's decrement can never underflow the counter.
+        self.depth.fetch_add(1, Ordering::SeqCst);
         match self.sender.try_send(job) {
             Ok(()) => {
-                self.metrics.set_queue_depth(depth);
+                self.metrics.queue_depth_changed(1.0);
                 Ok(receiver)
             }
             Err(e) => {
-                let depth = self.depth.fetch_sub(1, Ordering::SeqCst) - 1;
-                self.metrics.set_queue_depth(depth);
+                self.depth.fetch_sub(1, Ordering::SeqCst);
                 Err(match e {
                     TrySendError::Full(_) => SubmitError::Full,
                     TrySendError::Disconnected(_) => SubmitError::Closed,
@@ -284,8 +283,8 @@ impl Worker {
     }
 
     fn taken(&self, job: Job) -> Job {
-        let depth = self.depth.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-        self.metrics.set_queue_depth(depth);
+        self.depth.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.queue_depth_changed(-1.0);
         job
     }
 
@@ -345,9 +344,8 @@ impl Worker {
         self.metrics.record_batch(listings.len(), started.elapsed());
         match outcome {
             Ok(scored) => {
-                self.metrics.record_scores(
-                    scored.iter().map(|s| (s.probability, s.decision)),
-                );
+                self.metrics
+                    .record_scores(scored.iter().map(|s| (s.probability, s.decision)));
                 let mut scored = scored.into_iter();
                 for (n, _, reply) in parts {
                     // The receiver may have gone meanwhile; nothing to do then.
@@ -382,19 +380,27 @@ pub fn score_listings(
             listings.len()
         ));
     }
-    Ok(listings
+    let scored = |(listing, score, top): (&Listing, Score, usize)| ScoredListing {
+        id: listing.id.clone(),
+        probability: score.probability,
+        decision: score.decision,
+        reasons: if top == 0 {
+            Vec::new()
+        } else {
+            model.explain(listing, top)
+        },
+    };
+    let rows: Vec<(&Listing, Score, usize)> = listings
         .iter()
         .zip(scores)
         .zip(reasons.iter().copied().chain(std::iter::repeat(0)))
-        .map(|((listing, score), top)| ScoredListing {
-            id: listing.id.clone(),
-            probability: score.probability,
-            decision: score.decision,
-            reasons: if top == 0 {
-                Vec::new()
-            } else {
-                model.explain(listing, top)
-            },
-        })
-        .collect())
+        .map(|((listing, score), top)| (listing, score, top))
+        .collect();
+    // Explaining costs about as much as scoring; spread big batches over rayon's pool
+    // like featurising does (small ones are cheaper on this thread).
+    if rows.len() >= PARALLEL_EXPLAIN_MIN {
+        Ok(rows.into_par_iter().map(scored).collect())
+    } else {
+        Ok(rows.into_iter().map(scored).collect())
+    }
 }

@@ -166,7 +166,8 @@ pub async fn score(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ScoreResponse>, ServerError> {
-    let body = body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body =
+        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
     let (raws, batch) = parse_score_body(&body, state.config().max_batch_listings)?;
     let model = state.current_model();
     let listings = AppState::validate(&model, raws, |i, field| {
@@ -205,7 +206,10 @@ pub async fn score(
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics().render(),
     )
         .into_response()
@@ -256,7 +260,8 @@ pub async fn reload(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReloadOutcome>, ServerError> {
-    let body = body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body =
+        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
     let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadRequest::default()
     } else {
@@ -288,9 +293,11 @@ mod tests {
     fn shapes_of_score_bodies() {
         let (raws, batch) = parse_score_body(br#"{"title": "a"}"#, 10).unwrap();
         assert_eq!((raws.len(), batch), (1, false));
-        let (raws, batch) = parse_score_body(br#"{"listings": [{"title": "a"}, {"title": "b"}]}"#, 10).unwrap();
+        let (raws, batch) =
+            parse_score_body(br#"{"listings": [{"title": "a"}, {"title": "b"}]}"#, 10).unwrap();
         assert_eq!((raws.len(), batch), (2, true));
-        let e = parse_score_body(br#"{"listings": [{"title": "a"}, {"title": 5}]}"#, 10).unwrap_err();
+        let e =
+            parse_score_body(br#"{"listings": [{"title": "a"}, {"title": 5}]}"#, 10).unwrap_err();
         assert_eq!(e.field(), Some("listings[1].title"));
         let e = parse_score_body(br#"{"listings": [{"title": "a"}, 7]}"#, 10).unwrap_err();
         assert_eq!(e.field(), Some("listings[1]"));

@@ -307,7 +307,8 @@ async fn run_infer(
     version: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InferResponse>, ServerError> {
-    let body = body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body =
+        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
     let model = find_model(&state, &name, version.as_deref())?;
     let request: InferRequest = parse_json(&body)?;
     let outputs = requested_outputs(request.outputs.as_deref())?;
@@ -330,7 +331,10 @@ async fn run_infer(
                 datatype: "BYTES".into(),
                 shape: vec![n],
                 data: OutputData::Bytes(
-                    scored.iter().map(|s| s.decision.as_str().to_string()).collect(),
+                    scored
+                        .iter()
+                        .map(|s| s.decision.as_str().to_string())
+                        .collect(),
                 ),
             },
         })
@@ -343,7 +347,9 @@ async fn run_infer(
     }))
 }
 
-fn requested_outputs(requested: Option<&[RequestedOutput]>) -> Result<Vec<&'static str>, ServerError> {
+fn requested_outputs(
+    requested: Option<&[RequestedOutput]>,
+) -> Result<Vec<&'static str>, ServerError> {
     let Some(requested) = requested else {
         return Ok(vec![PROBABILITY_OUTPUT, DECISION_OUTPUT]);
     };
@@ -377,12 +383,21 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
 fn batch_size(input: &InferInput, elements: usize) -> Result<usize, ServerError> {
     let field = format!("{}.shape", input.name);
     let Some(&first) = input.shape.first() else {
-        return Err(ServerError::invalid(&field, format!("{field}: must not be empty")));
+        return Err(ServerError::invalid(
+            &field,
+            format!("{field}: must not be empty"),
+        ));
     };
     if input.shape.iter().any(|&d| d < 0) {
-        return Err(ServerError::invalid(&field, format!("{field}: dimensions must not be negative")));
+        return Err(ServerError::invalid(
+            &field,
+            format!("{field}: dimensions must not be negative"),
+        ));
     }
-    let per_row: i64 = input.shape[1..].iter().try_fold(1i64, |acc, &d| acc.checked_mul(d)).unwrap_or(i64::MAX);
+    let per_row: i64 = input.shape[1..]
+        .iter()
+        .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+        .unwrap_or(i64::MAX);
     if per_row != 1 {
         return Err(ServerError::invalid(
             &field,
@@ -393,7 +408,10 @@ fn batch_size(input: &InferInput, elements: usize) -> Result<usize, ServerError>
     if n != elements {
         return Err(ServerError::invalid(
             &field,
-            format!("{field}: {:?} needs {n} elements but data has {elements}", input.shape),
+            format!(
+                "{field}: {:?} needs {n} elements but data has {elements}",
+                input.shape
+            ),
         ));
     }
     Ok(n)
@@ -465,10 +483,16 @@ fn decode_inputs(inputs: &[InferInput], max: usize) -> Result<Vec<RawListing>, S
                 texts[k] = Some(column);
             }
             None => {
-                if !matches!(datatype.as_str(), "FP64" | "FP32" | "FP16" | "INT64" | "INT32") {
+                if !matches!(
+                    datatype.as_str(),
+                    "FP64" | "FP32" | "FP16" | "INT64" | "INT32"
+                ) {
                     return Err(ServerError::invalid(
                         format!("{name}.datatype"),
-                        format!("{name}.datatype: must be FP64 or FP32 (got {})", input.datatype),
+                        format!(
+                            "{name}.datatype: must be FP64 or FP32 (got {})",
+                            input.datatype
+                        ),
                     ));
                 }
                 let column = elements
@@ -494,7 +518,10 @@ fn decode_inputs(inputs: &[InferInput], max: usize) -> Result<Vec<RawListing>, S
     };
     let n = title.len();
     if n == 0 {
-        return Err(ServerError::invalid("title", "title: the batch must hold at least one listing"));
+        return Err(ServerError::invalid(
+            "title",
+            "title: the batch must hold at least one listing",
+        ));
     }
     if n > max {
         return Err(ServerError::invalid(
@@ -516,15 +543,17 @@ fn decode_inputs(inputs: &[InferInput], max: usize) -> Result<Vec<RawListing>, S
         .zip(column(category))
         .zip(column(currency))
         .zip(prices)
-        .map(|(((((title, description), brand), category), currency), price)| RawListing {
-            id: None,
-            title: Some(title),
-            description,
-            price: price.map(RawPrice::Number),
-            currency,
-            brand,
-            category,
-        })
+        .map(
+            |(((((title, description), brand), category), currency), price)| RawListing {
+                id: None,
+                title: Some(title),
+                description,
+                price: price.map(RawPrice::Number),
+                currency,
+                brand,
+                category,
+            },
+        )
         .collect())
 }
 
@@ -547,7 +576,12 @@ mod tests {
         let flat = decode_inputs(
             &[
                 input("title", "BYTES", vec![2], serde_json::json!(["a", "b"])),
-                input("price", "FP32", vec![2, 1], serde_json::json!([[1.5], [2.0]])),
+                input(
+                    "price",
+                    "FP32",
+                    vec![2, 1],
+                    serde_json::json!([[1.5], [2.0]]),
+                ),
             ],
             10,
         )
@@ -560,10 +594,20 @@ mod tests {
 
     #[test]
     fn bad_tensors_name_the_input() {
-        let field = |inputs: &[InferInput]| decode_inputs(inputs, 10).unwrap_err().field().map(str::to_owned);
+        let field = |inputs: &[InferInput]| {
+            decode_inputs(inputs, 10)
+                .unwrap_err()
+                .field()
+                .map(str::to_owned)
+        };
         assert_eq!(field(&[]), Some("title".into()));
         assert_eq!(
-            field(&[input("title", "BYTES", vec![3], serde_json::json!(["a", "b"]))]),
+            field(&[input(
+                "title",
+                "BYTES",
+                vec![3],
+                serde_json::json!(["a", "b"])
+            )]),
             Some("title.shape".into())
         );
         assert_eq!(
@@ -582,11 +626,21 @@ mod tests {
             Some("inputs[0].name".into())
         );
         assert_eq!(
-            field(&[input("title", "BYTES", vec![2], serde_json::json!(["a", 3]))]),
+            field(&[input(
+                "title",
+                "BYTES",
+                vec![2],
+                serde_json::json!(["a", 3])
+            )]),
             Some("title[1]".into())
         );
         assert_eq!(
-            field(&[input("title", "BYTES", vec![1, 2], serde_json::json!([["a", "b"]]))]),
+            field(&[input(
+                "title",
+                "BYTES",
+                vec![1, 2],
+                serde_json::json!([["a", "b"]])
+            )]),
             Some("title.shape".into())
         );
         assert_eq!(

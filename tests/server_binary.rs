@@ -1,0 +1,324 @@
+//! End-to-end tests of the real `knockoff-serve` binary: start it on a free port, score
+//! over HTTP, reload by SIGHUP, stop it with SIGTERM/SIGINT and check a clean exit; and
+//! an unmodified `tritonclient[http]` against it when Python has that module.
+
+mod common;
+
+use common::http;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "binary-test-admin-token-42";
+/// Generous: a debug build on a loaded 2-core machine.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running server; killed on drop if a test failed before stopping it.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    logs: Receiver<String>,
+    seen: Vec<Value>,
+}
+
+fn start(model_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_knockoff-serve"));
+    // Only this test's settings: nothing inherited from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KNOCKOFF_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
+        .env("KNOCKOFF_MODEL", model_dir)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("knockoff-serve starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (sender, logs) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut running = Running {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        logs,
+        seen: Vec::new(),
+    };
+    let listening = running.wait_for_log("listening", START_TIMEOUT);
+    running.addr = listening["fields"]["addr"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {listening}"));
+    running
+}
+
+impl Running {
+    /// Waits for the next JSON log line whose message is `message`.
+    fn wait_for_log(&mut self, message: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.logs.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => panic!("no `{message}` log line ({e}); saw: {:#?}", self.seen),
+            };
+            let Ok(value) = serde_json::from_str::<Value>(&line) else {
+                self.seen.push(Value::String(line));
+                continue;
+            };
+            self.seen.push(value.clone());
+            if value["fields"]["message"] == message {
+                return value;
+            }
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) with a pid this test spawned and still owns (not yet reaped).
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitpid") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok((200, _)) = http(self.addr, "GET", "/v2/health/ready", &[], b"") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server never became ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let (status, text) = http(self.addr, "POST", path, &[], body.to_string().as_bytes())
+            .expect("request succeeds");
+        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (status, value)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn listings() -> Value {
+    json!([
+        {"id": "a-1", "title": "Rolex Submariner 1:1 super clone AAA", "description": "factory direct, wholesale price",
+         "price": 45.0, "currency": "USD", "brand": "Rolex", "category": "watches"},
+        {"id": 2, "title": "Irontek ceramic coffee mug set of 4 green", "description": "",
+         "price": 37.46, "currency": "USD", "brand": "Irontek", "category": "home"},
+        {"id": "c", "title": "Nike Air Jordan 1 Retro High OG red", "description": "48小时内发货",
+         "price": 160.37, "currency": "EUR", "brand": "Nike", "category": "sneakers"}
+    ])
+}
+
+#[test]
+fn serves_over_http_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
+    let dir = common::tiny_model_dir();
+    let mut server = start(
+        dir.path(),
+        &[],
+        &[("KNOCKOFF_ADMIN_TOKEN", TOKEN), ("KNOCKOFF_REASONS", "2")],
+    );
+    // The configuration is logged once, with the token redacted.
+    let config = server
+        .seen
+        .iter()
+        .find(|v| v["fields"]["message"] == "starting knockoff-serve")
+        .expect("configuration logged")
+        .to_string();
+    assert!(
+        config.contains("<redacted>") && !config.contains(TOKEN),
+        "{config}"
+    );
+    assert!(config.contains("reasons: 2"), "{config}");
+    server.wait_ready();
+
+    let (status, body) = server.post("/v1/score", &json!({ "listings": listings() }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["model"]["name"], common::TINY_MODEL_NAME);
+    let results = body["results"].as_array().unwrap();
+    let ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a-1", "2", "c"]);
+    for result in results {
+        assert!(result["reasons"].as_array().unwrap().len() <= 2, "{result}");
+    }
+    let (status, body) = server.post(
+        "/v1/score",
+        &json!({"title": "mug", "price": -1, "currency": "USD"}),
+    );
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (422, Some("price")),
+        "{body}"
+    );
+    let (status, _) = http(server.addr, "POST", "/v1/score", &[], b"{nope").unwrap();
+    assert_eq!(status, 400);
+
+    let auth = format!("Bearer {TOKEN}");
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/admin/reload",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    server.wait_for_log("model reloaded", START_TIMEOUT);
+
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("model reloaded", START_TIMEOUT);
+    let (status, metrics) = http(server.addr, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("knockoff_model_reloads_total{result=\"success\"} 2"),
+        "{metrics}"
+    );
+
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    server.wait_for_log("stopped", Duration::from_secs(5));
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_too() {
+    let dir = common::tiny_model_dir();
+    let mut server = start(dir.path(), &["--shutdown-timeout-secs", "5"], &[]);
+    server.wait_ready();
+    // Admin routes are off without a token.
+    let (status, body) = http(
+        server.addr,
+        "POST",
+        "/admin/reload",
+        &[("Authorization", "Bearer x")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{body}");
+    server.signal(libc::SIGINT);
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn bad_start_up_fails_with_a_message() {
+    let bin = env!("CARGO_BIN_EXE_knockoff-serve");
+    let output = Command::new(bin)
+        .args(["--queue-capacity", "0", "--model", "/nonexistent"])
+        .env_remove("KNOCKOFF_QUEUE_CAPACITY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("queue-capacity"));
+
+    let output = Command::new(bin)
+        .args([
+            "--model",
+            "/nonexistent/knockoff-model",
+            "--addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("KNOCKOFF_MODEL")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not found"));
+}
+
+/// The Python with tritonclient: the peers' venv when it exists, else python3.
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("training/peers/.venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+#[test]
+fn unmodified_tritonclient_gets_correct_answers() {
+    let python = python();
+    let has_client = Command::new(&python)
+        .args(["-c", "import tritonclient.http, numpy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_client {
+        println!(
+            "SKIPPED unmodified_tritonclient_gets_correct_answers: {} cannot import tritonclient.http \
+             (pip install \"tritonclient[http]\" numpy)",
+            python.display()
+        );
+        return;
+    }
+    let dir = common::tiny_model_dir();
+    let mut server = start(dir.path(), &[], &[]);
+    server.wait_ready();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/triton_client.py");
+    let output = Command::new(&python)
+        .arg(script)
+        .args([
+            "--url",
+            &server.addr.to_string(),
+            "--model",
+            common::TINY_MODEL_NAME,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "triton client failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("client prints JSON");
+
+    // The protocol path gives exactly what /v1/score gives for the same listings.
+    let (status, v1) = server.post("/v1/score", &json!({ "listings": listings() }));
+    assert_eq!(status, 200);
+    for (row, result) in v1["results"].as_array().unwrap().iter().enumerate() {
+        let p1 = result["probability"].as_f64().unwrap();
+        let p2 = answer["probability"][row].as_f64().unwrap();
+        assert!((p1 - p2).abs() < 1e-6, "row {row}: v1 {p1}, triton {p2}");
+        assert_eq!(result["decision"], answer["decision"][row]);
+    }
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
