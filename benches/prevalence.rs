@@ -48,6 +48,9 @@ const BAR_ERROR_PP: f64 = 1.5;
 const BAR_COVERAGE: f64 = 0.95;
 /// Rows read per `score_chunk` call.
 const CHUNK_ROWS: usize = 8192;
+/// Categories smaller than this are skipped by the per-category check (the
+/// `knockoff-score` default for `--min-group-rows`).
+const MIN_GROUP_ROWS: usize = 100;
 /// Smoke mode (no `--bench`): rows scored, repetitions, sample size.
 const SMOKE_ROWS: usize = 3_000;
 const SMOKE_REPS: usize = 3;
@@ -59,6 +62,8 @@ struct Scored {
     probability: f32,
     decision: Decision,
     label: bool,
+    /// Index into the category names [`score_validation`] returns.
+    category: usize,
 }
 
 /// Per-target results of one protocol.
@@ -132,7 +137,7 @@ fn main() {
         Model::load(&model_dir).unwrap_or_else(|e| panic!("loading {}: {e}", model_dir.display()));
 
     let started = Instant::now();
-    let (rows, unscored) = score_validation(&model, &valid, row_limit);
+    let (rows, categories, unscored) = score_validation(&model, &valid, row_limit);
     let scoring_seconds = started.elapsed().as_secs_f64();
     let positives = rows.iter().filter(|r| r.label).count();
     println!(
@@ -323,6 +328,85 @@ fn main() {
             }
         );
     }
+    println!();
+    println!(
+        "Per-category check: every category with at least {MIN_GROUP_ROWS} listings is one \
+         real sample whose listings differ from validation's in more than the counterfeit \
+         share (the report's per-group figures; label shift holds only approximately):"
+    );
+    println!();
+    let mut group_table = vec![
+        "| protocol | category | listings | labelled share | headline (95% CI) | covered \
+         | share flagged | acc | pacc |"
+            .to_string(),
+        "|---|---|---:|---:|---:|---|---:|---:|---:|".to_string(),
+    ];
+    let mut groups_json = Vec::new();
+    let mut group_summaries = Vec::new();
+    for (protocol, rows) in [(&full, &rows[..]), (&disjoint, half_b)] {
+        let checks = group_check(rows, &protocol.stats, categories.len());
+        for g in &checks {
+            group_table.push(format!(
+                "| {} | {} | {} | {:.1}% | {:.1}% ({:.1}–{:.1}%) | {} | {:.1}% | {:.1}% | {:.1}% |",
+                protocol.name,
+                categories[g.category],
+                g.listings,
+                100.0 * g.truth,
+                100.0 * g.estimate,
+                100.0 * g.ci_low,
+                100.0 * g.ci_high,
+                if g.covered() { "yes" } else { "**no**" },
+                100.0 * g.flagged,
+                100.0 * g.acc,
+                100.0 * g.pacc,
+            ));
+        }
+        let n = checks.len().max(1) as f64;
+        let mae = |f: fn(&GroupCheck) -> f64| {
+            100.0 * checks.iter().map(|g| (f(g) - g.truth).abs()).sum::<f64>() / n
+        };
+        let covered = checks.iter().filter(|g| g.covered()).count();
+        let summary = json!({
+            "protocol": protocol.name,
+            "groups": checks.len(),
+            "covered": covered,
+            "headline_mae_pp": mae(|g| g.estimate),
+            "flagged_mae_pp": mae(|g| g.flagged),
+            "acc_mae_pp": mae(|g| g.acc),
+            "pacc_mae_pp": mae(|g| g.pacc),
+        });
+        group_summaries.push(format!(
+            "  {}: interval covers the labelled share in {covered} of {} categories; MAE \
+             (pp) headline {:.2}, share flagged {:.2}, acc {:.2}, pacc {:.2}",
+            protocol.name,
+            checks.len(),
+            mae(|g| g.estimate),
+            mae(|g| g.flagged),
+            mae(|g| g.acc),
+            mae(|g| g.pacc),
+        ));
+        groups_json.push(json!({
+            "summary": summary,
+            "categories": checks
+                .iter()
+                .map(|g| json!({
+                    "category": categories[g.category],
+                    "listings": g.listings,
+                    "truth": g.truth,
+                    "estimate": g.estimate,
+                    "ci_low": g.ci_low,
+                    "ci_high": g.ci_high,
+                    "flagged": g.flagged,
+                    "acc": g.acc,
+                    "pacc": g.pacc,
+                }))
+                .collect::<Vec<_>>(),
+        }));
+    }
+    println!("{}", group_table.join("\n"));
+    println!();
+    println!("{}", group_summaries.join("\n"));
+
     let summary = json!({
         "bench": "prevalence",
         "mode": if bench_mode { "bench" } else { "smoke" },
@@ -336,6 +420,7 @@ fn main() {
         "threads": rayon::current_num_threads(),
         "bar": {"max_error_pp": BAR_ERROR_PP, "min_coverage": BAR_COVERAGE},
         "runs": runs_json,
+        "category_checks": groups_json,
     });
     println!();
     println!("{summary}");
@@ -352,12 +437,18 @@ fn env_usize(name: &str) -> Option<usize> {
 }
 
 /// Scores the labelled file (all of it, or its first `limit` rows) with the model, as
-/// `knockoff-score` does; returns the scored labelled rows and how many rows failed.
-fn score_validation(model: &Model, path: &Path, limit: Option<usize>) -> (Vec<Scored>, usize) {
+/// `knockoff-score` does; returns the scored labelled rows, the category names their
+/// `category` indexes, and how many rows failed.
+fn score_validation(
+    model: &Model,
+    path: &Path,
+    limit: Option<usize>,
+) -> (Vec<Scored>, Vec<String>, usize) {
     let reader = RowReader::open(path).unwrap_or_else(|e| panic!("{e}"));
     let file = path.display().to_string();
     let mut items = reader.take(limit.unwrap_or(usize::MAX)).peekable();
     let mut rows = Vec::new();
+    let mut categories: Vec<String> = Vec::new();
     let mut failed = 0usize;
     while items.peek().is_some() {
         let chunk: Vec<_> = items.by_ref().take(CHUNK_ROWS).collect();
@@ -366,18 +457,29 @@ fn score_validation(model: &Model, path: &Path, limit: Option<usize>) -> (Vec<Sc
         for (_, scored, _) in outcomes {
             match scored {
                 Some(row) => match row.label {
-                    Some(label) => rows.push(Scored {
-                        probability: row.probability,
-                        decision: row.decision,
-                        label,
-                    }),
+                    Some(label) => {
+                        let name = row.category.as_deref().unwrap_or(prevalence::NONE_GROUP);
+                        let category = match categories.iter().position(|c| c == name) {
+                            Some(i) => i,
+                            None => {
+                                categories.push(name.to_string());
+                                categories.len() - 1
+                            }
+                        };
+                        rows.push(Scored {
+                            probability: row.probability,
+                            decision: row.decision,
+                            label,
+                            category,
+                        })
+                    }
                     None => failed += 1,
                 },
                 None => failed += 1,
             }
         }
     }
-    (rows, failed)
+    (rows, categories, failed)
 }
 
 fn run_target(
@@ -509,4 +611,59 @@ fn run_json(
         "seconds": seconds,
         "targets": targets,
     })
+}
+
+/// One category of a labelled set, estimated as a report would estimate it.
+struct GroupCheck {
+    category: usize,
+    listings: usize,
+    truth: f64,
+    estimate: f64,
+    ci_low: f64,
+    ci_high: f64,
+    flagged: f64,
+    acc: f64,
+    pacc: f64,
+}
+
+impl GroupCheck {
+    fn covered(&self) -> bool {
+        self.ci_low <= self.truth && self.truth <= self.ci_high
+    }
+}
+
+/// Estimates every category of `rows` with at least [`MIN_GROUP_ROWS`] listings, largest
+/// first.
+fn group_check(rows: &[Scored], stats: &QuantificationStats, categories: usize) -> Vec<GroupCheck> {
+    let mut members: Vec<Vec<&Scored>> = vec![Vec::new(); categories];
+    for row in rows {
+        members[row.category].push(row);
+    }
+    let mut checks: Vec<GroupCheck> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.len() >= MIN_GROUP_ROWS)
+        .map(|(category, m)| {
+            let probs: Vec<f32> = m.iter().map(|r| r.probability).collect();
+            let n = m.len() as f64;
+            let e = prevalence::estimate(&probs, stats);
+            GroupCheck {
+                category,
+                listings: m.len(),
+                truth: m.iter().filter(|r| r.label).count() as f64 / n,
+                estimate: e.estimate,
+                ci_low: e.ci_low,
+                ci_high: e.ci_high,
+                flagged: m.iter().filter(|r| r.decision != Decision::Allow).count() as f64 / n,
+                acc: e.estimators.acc.estimate,
+                pacc: e.estimators.pacc.estimate,
+            }
+        })
+        .collect();
+    checks.sort_by(|a, b| {
+        b.listings
+            .cmp(&a.listings)
+            .then(a.category.cmp(&b.category))
+    });
+    checks
 }

@@ -82,6 +82,64 @@ pub struct Row {
     pub label: Option<bool>,
 }
 
+/// Turns CRLF line ends into LF while streaming. The csv crate reports record lines one
+/// short after a CRLF terminator; with plain LF its line numbers are exact, and users need
+/// exact lines to find a bad row.
+struct CrlfToLf<R> {
+    inner: R,
+    /// Converted bytes not yet handed out, from `position` on.
+    converted: Vec<u8>,
+    position: usize,
+    /// A `\r` seen last, not yet known to be followed by `\n`.
+    pending_cr: bool,
+    raw: Vec<u8>,
+}
+
+impl<R: Read> CrlfToLf<R> {
+    fn new(inner: R) -> Self {
+        CrlfToLf {
+            inner,
+            converted: Vec::new(),
+            position: 0,
+            pending_cr: false,
+            raw: vec![0; 1 << 16],
+        }
+    }
+}
+
+impl<R: Read> Read for CrlfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.position >= self.converted.len() {
+            self.converted.clear();
+            self.position = 0;
+            let n = self.inner.read(&mut self.raw)?;
+            if n == 0 {
+                if !self.pending_cr {
+                    return Ok(0);
+                }
+                self.pending_cr = false;
+                self.converted.push(b'\r');
+                break;
+            }
+            for &b in &self.raw[..n] {
+                if std::mem::take(&mut self.pending_cr) && b != b'\n' {
+                    self.converted.push(b'\r');
+                }
+                if b == b'\r' {
+                    self.pending_cr = true;
+                } else {
+                    self.converted.push(b);
+                }
+            }
+        }
+        let available = &self.converted[self.position..];
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
 /// Header positions of the columns we read; others are ignored.
 struct Columns {
     id: Option<usize>,
@@ -165,7 +223,7 @@ impl RowReader {
                 let mut reader = csv::ReaderBuilder::new()
                     .has_headers(true)
                     .flexible(false)
-                    .from_reader(inner);
+                    .from_reader(Box::new(CrlfToLf::new(inner)) as Box<dyn Read + Send>);
                 let header = reader.headers().map_err(|e| ReadError::Header {
                     path: PathBuf::from(name),
                     message: e.to_string(),
@@ -392,6 +450,38 @@ mod tests {
         let second = got[1].as_ref().unwrap();
         assert_eq!(second.listing.title.as_deref(), Some("mug, blue"));
         assert_eq!(second.listing.description, None);
+    }
+
+    #[test]
+    fn csv_line_numbers_hold_for_crlf_and_multiline_fields() {
+        let text = b"id,title\r\n1,a\r\n2,\"two\nlines\"\r\n3,c\n4,d\n";
+        let lines: Vec<u64> = rows(Format::Csv, text)
+            .into_iter()
+            .map(|r| r.unwrap().line)
+            .collect();
+        assert_eq!(lines, vec![2, 3, 5, 6]);
+    }
+
+    #[test]
+    fn crlf_conversion_survives_any_chunking() {
+        struct OneByte(std::io::Cursor<Vec<u8>>);
+        impl Read for OneByte {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(1);
+                self.0.read(&mut buf[..n])
+            }
+        }
+        let input = b"a\r\nb\rc\r\n\r".to_vec();
+        let mut out = Vec::new();
+        CrlfToLf::new(OneByte(std::io::Cursor::new(input.clone())))
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"a\nb\rc\n\r");
+        let mut whole = Vec::new();
+        CrlfToLf::new(std::io::Cursor::new(input))
+            .read_to_end(&mut whole)
+            .unwrap();
+        assert_eq!(whole, out);
     }
 
     #[test]

@@ -515,6 +515,9 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     };
     network.table = table;
     network.mlp = mlp;
+    // The artifact stores the table in f16: calibrate and pick thresholds on the weights
+    // that ship, so a reloaded model reproduces the measured figures exactly.
+    network.table.mapv_inplace(|w| half::f16::from_f32(w).to_f32());
 
     let calibration_logits = logits_of(&network, &calibration_features)?;
     let calibration = PlattCalibration::fit(&calibration_logits, &labels_of(&calibration_rows));

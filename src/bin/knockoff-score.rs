@@ -182,8 +182,19 @@ fn prevalence_table(report: &knockoff::prevalence::PrevalenceReport) -> String {
         )
     };
     lines.push(row("overall", "", &report.overall));
+    let mut small = 0usize;
     for group in &report.groups {
+        if group.summary.prevalence.is_none() {
+            small += 1;
+            continue;
+        }
         lines.push(row(group.by.as_str(), &group.value, &group.summary));
+    }
+    if small > 0 {
+        lines.push(format!(
+            "{small} more groups have fewer than {} listings: no estimate (listed in the report)",
+            report.min_group_rows
+        ));
     }
     lines.join("\n")
 }

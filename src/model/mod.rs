@@ -204,7 +204,13 @@ impl Model {
                 .map(|(e, g)| e * g)
                 .sum::<f32>()
                 / n;
-            *by_term.entry((*kind, term.as_str())).or_default() += push;
+            // A word's character n-grams and the word itself are one reason for a reviewer.
+            let kind = if *kind == TermKind::TitleCharGram {
+                TermKind::TitleWord
+            } else {
+                *kind
+            };
+            *by_term.entry((kind, term.as_str())).or_default() += push;
         }
         let mut reasons: Vec<Reason> = by_term
             .into_iter()
@@ -217,7 +223,7 @@ impl Model {
         for (k, name) in DENSE_FEATURES.iter().enumerate() {
             let weight = gradient[dim + k] * input[dim + k];
             let text = if k == LOG_RATIO_INDEX {
-                describe_price(&explained.price)
+                describe_price(&explained.price, &self.config.currency.base)
             } else {
                 match describe_dense(name, explained.features.dense[k]) {
                     Some(text) => text,
@@ -237,10 +243,7 @@ fn describe_term(kind: TermKind, term: &str) -> String {
     match kind {
         TermKind::TitleWord => format!("title has the word \"{term}\""),
         TermKind::TitleBigram => format!("title has \"{term}\""),
-        TermKind::TitleCharGram => format!(
-            "title contains \"{}\"",
-            term.trim_start_matches('<').trim_end_matches('>')
-        ),
+        TermKind::TitleCharGram => format!("title has a word spelled like \"{term}\""),
         TermKind::DescriptionWord => format!("description has the word \"{term}\""),
         TermKind::DescriptionBigram => format!("description has \"{term}\""),
         TermKind::Brand => format!("brand is \"{term}\""),
@@ -249,7 +252,7 @@ fn describe_term(kind: TermKind, term: &str) -> String {
     }
 }
 
-fn describe_price(price: &crate::features::PriceContext) -> String {
+fn describe_price(price: &crate::features::PriceContext, currency: &str) -> String {
     let Some(base) = price.base_price else {
         return "no price given".to_string();
     };
@@ -270,7 +273,7 @@ fn describe_price(price: &crate::features::PriceContext) -> String {
     };
     let share = share.trim_end();
     format!(
-        "price is {share} the usual price for {group} (usual ≈ {:.2}, here {:.2} in base currency)",
+        "price is {share} the usual price for {group} (usual ≈ {:.2} {currency}, here {:.2} {currency})",
         price.usual_price, base
     )
 }
