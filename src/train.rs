@@ -113,7 +113,7 @@ impl Default for TrainOptions {
             max_epochs: 8,
             patience: 2,
             batch_size: 128,
-            embedding_learning_rate: 0.05,
+            embedding_learning_rate: 0.1,
             mlp_learning_rate: 2e-3,
             mlp_weight_decay: 1e-4,
             token_dropout: 0.1,
@@ -203,23 +203,33 @@ pub fn stable_bce(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tens
     ((logits.relu()? - (logits * targets)?)? + softplus)?.mean_all()
 }
 
-/// Per-element Adagrad state for the embedding table, touched only where a batch has ids.
+/// Row-wise Adagrad for the embedding table (one accumulator per row, as in large
+/// recommendation models): only rows a batch touches are updated, and one square root per
+/// row instead of one per weight keeps the update cheap.
 struct SparseAdagrad {
-    accumulator: Array2<f32>,
+    accumulator: Vec<f32>,
     learning_rate: f32,
 }
 
 impl SparseAdagrad {
-    fn update(&mut self, table: &mut Array2<f32>, id: u32, gradient: &[f32]) {
+    fn new(rows: usize, learning_rate: f32) -> Self {
+        SparseAdagrad {
+            accumulator: vec![0.0; rows],
+            learning_rate,
+        }
+    }
+
+    fn update(&mut self, table: &mut Array2<f32>, id: u32, gradient: &[f32], mean_square: f32) {
         let (Some(row), Some(acc)) = (
             table.row_mut(id as usize).into_slice(),
-            self.accumulator.row_mut(id as usize).into_slice(),
+            self.accumulator.get_mut(id as usize),
         ) else {
             return;
         };
-        for ((w, a), g) in row.iter_mut().zip(acc.iter_mut()).zip(gradient) {
-            *a += g * g;
-            *w -= self.learning_rate * g / (a.sqrt() + 1e-6);
+        *acc += mean_square;
+        let step = self.learning_rate / (acc.sqrt() + 1e-6);
+        for (w, g) in row.iter_mut().zip(gradient) {
+            *w -= step * g;
         }
     }
 }
@@ -381,10 +391,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         scaler,
         mlp: trainable.mlp.clone(),
     };
-    let mut adagrad = SparseAdagrad {
-        accumulator: Array2::zeros(network.table.dim()),
-        learning_rate: options.embedding_learning_rate,
-    };
+    let mut adagrad = SparseAdagrad::new(network.table.nrows(), options.embedding_learning_rate);
     let mut adam = AdamW::new(
         trainable.vars.clone(),
         ParamsAdamW {
@@ -459,8 +466,9 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 {
                     *g = source * scale;
                 }
+                let mean_square = row_gradient.iter().map(|g| g * g).sum::<f32>() / dim as f32;
                 for &id in ids {
-                    adagrad.update(&mut network.table, id, &row_gradient);
+                    adagrad.update(&mut network.table, id, &row_gradient, mean_square);
                 }
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?);
@@ -517,7 +525,9 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     network.mlp = mlp;
     // The artifact stores the table in f16: calibrate and pick thresholds on the weights
     // that ship, so a reloaded model reproduces the measured figures exactly.
-    network.table.mapv_inplace(|w| half::f16::from_f32(w).to_f32());
+    network
+        .table
+        .mapv_inplace(|w| half::f16::from_f32(w).to_f32());
 
     let calibration_logits = logits_of(&network, &calibration_features)?;
     let calibration = PlattCalibration::fit(&calibration_logits, &labels_of(&calibration_rows));
@@ -742,14 +752,16 @@ mod tests {
     #[test]
     fn sparse_adagrad_touches_only_the_given_row() {
         let mut table = Array2::ones((4, 2));
-        let mut opt = SparseAdagrad {
-            accumulator: Array2::zeros((4, 2)),
-            learning_rate: 0.5,
-        };
-        opt.update(&mut table, 2, &[1.0, -1.0]);
+        let mut opt = SparseAdagrad::new(4, 0.5);
+        opt.update(&mut table, 2, &[1.0, -1.0], 1.0);
         assert!(table[[2, 0]] < 1.0 && table[[2, 1]] > 1.0);
         assert_eq!(table.row(0).to_vec(), vec![1.0, 1.0]);
         assert_eq!(table.row(3).to_vec(), vec![1.0, 1.0]);
+        // Steps shrink as the row's squared gradients accumulate.
+        let first = 1.0 - table[[2, 0]];
+        opt.update(&mut table, 2, &[1.0, -1.0], 1.0);
+        let second = 1.0 - first - table[[2, 0]];
+        assert!(second < first, "{second} vs {first}");
     }
 
     #[test]

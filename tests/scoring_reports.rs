@@ -186,7 +186,10 @@ fn json_report_has_the_agreed_shape() {
     }
     // stdout carries the same figures as a table.
     let stdout = text(&output.stdout);
-    assert!(stdout.contains("more groups have fewer than 100 listings: no estimate"), "{stdout}");
+    assert!(
+        stdout.contains("more groups have fewer than 100 listings: no estimate"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!("wrote {}", report.display())),
         "{stdout}"

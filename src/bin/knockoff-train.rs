@@ -56,7 +56,7 @@ struct Args {
     embedding_dim: usize,
     #[arg(long, env = "KNOCKOFF_HIDDEN", default_value_t = 64)]
     hidden: usize,
-    #[arg(long, env = "KNOCKOFF_EMBEDDING_LR", default_value_t = 0.05)]
+    #[arg(long, env = "KNOCKOFF_EMBEDDING_LR", default_value_t = 0.1)]
     embedding_lr: f32,
     #[arg(long, env = "KNOCKOFF_MLP_LR", default_value_t = 2e-3)]
     mlp_lr: f64,
