@@ -399,3 +399,38 @@ fn training_is_reproducible_with_a_seed() {
     assert_eq!(a.valid_probabilities, b.valid_probabilities);
     assert_eq!(a.model.network.table, b.model.network.table);
 }
+
+#[test]
+fn reasons_are_ranked_worded_and_bounded() {
+    let model = common::tiny_model();
+    let listing = RawListing {
+        title: Some("Rolex Submariner r0lex 1:1".into()),
+        price: Some(RawPrice::Number(50.0)),
+        currency: Some("USD".into()),
+        brand: Some("Rolex".into()),
+        category: Some("watches".into()),
+        ..Default::default()
+    }
+    .validate(model.rates(), model.limits())
+    .unwrap();
+    let top = model.explain(&listing, 3);
+    assert!(!top.is_empty() && top.len() <= 3, "{top:?}");
+    let all = model.explain(&listing, 100);
+    assert!(all.len() > top.len());
+    assert_eq!(
+        &all[..top.len()],
+        &top[..],
+        "the top reasons are the head of the full ranking"
+    );
+    for pair in all.windows(2) {
+        assert!(pair[0].weight.abs() >= pair[1].weight.abs(), "{pair:?}");
+    }
+    assert!(all
+        .iter()
+        .all(|r| !r.text.is_empty() && r.weight.is_finite()));
+    assert!(
+        all.iter().any(|r| r.text.contains("usual price")),
+        "{all:?}"
+    );
+    assert!(all.iter().any(|r| r.text.contains("\"rolex\"")), "{all:?}");
+}

@@ -212,30 +212,42 @@ impl Model {
             };
             *by_term.entry((kind, term.as_str())).or_default() += push;
         }
-        let mut reasons: Vec<Reason> = by_term
+        // Rank first and word only the winners: formatting every term of every listing
+        // would cost more than scoring it.
+        enum Source<'a> {
+            Term(TermKind, &'a str),
+            Dense(usize),
+        }
+        let mut candidates: Vec<(f32, Source)> = by_term
             .into_iter()
-            .map(|((kind, term), weight)| Reason {
-                text: describe_term(kind, term),
+            .map(|((kind, term), weight)| (weight, Source::Term(kind, term)))
+            .collect();
+        for (k, name) in DENSE_FEATURES.iter().enumerate() {
+            let describable =
+                k == LOG_RATIO_INDEX || describe_dense(name, explained.features.dense[k]).is_some();
+            if describable {
+                candidates.push((gradient[dim + k] * input[dim + k], Source::Dense(k)));
+            }
+        }
+        candidates.retain(|(w, _)| w.is_finite() && w.abs() > 1e-4);
+        candidates.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+        candidates
+            .into_iter()
+            .take(top)
+            .map(|(weight, source)| Reason {
+                text: match source {
+                    Source::Term(kind, term) => describe_term(kind, term),
+                    Source::Dense(k) if k == LOG_RATIO_INDEX => {
+                        describe_price(&explained.price, &self.config.currency.base)
+                    }
+                    Source::Dense(k) => {
+                        describe_dense(DENSE_FEATURES[k], explained.features.dense[k])
+                            .unwrap_or_default()
+                    }
+                },
                 weight,
             })
-            .collect();
-
-        for (k, name) in DENSE_FEATURES.iter().enumerate() {
-            let weight = gradient[dim + k] * input[dim + k];
-            let text = if k == LOG_RATIO_INDEX {
-                describe_price(&explained.price, &self.config.currency.base)
-            } else {
-                match describe_dense(name, explained.features.dense[k]) {
-                    Some(text) => text,
-                    None => continue,
-                }
-            };
-            reasons.push(Reason { text, weight });
-        }
-        reasons.retain(|r| r.weight.is_finite() && r.weight.abs() > 1e-4);
-        reasons.sort_by(|a, b| b.weight.abs().total_cmp(&a.weight.abs()));
-        reasons.truncate(top);
-        reasons
+            .collect()
     }
 }
 
