@@ -5,10 +5,12 @@
 --
 -- BODIES: single.jsonl (one listing per request) or batch-1000.jsonl ({"listings": [...]}),
 --         written by training/bench/make_data.py.
--- WRK_DELAY_MS (environment, optional): each connection waits this many milliseconds after a
---         response before sending its next request (latency is timed from the send, so the wait
---         is not counted in it). wrk has no open-loop rate limit (that is wrk2/oha), so this
---         paces a closed loop instead: rate ~= connections / (DELAY_MS + latency).
+-- WRK_DELAY_MS (environment, optional): each connection waits a random, exponentially
+--         distributed pause with this mean (milliseconds; wrk truncates it to whole ms) after
+--         a response before sending its next request. Latency is timed from the send, so the
+--         pause is not counted in it. Random pauses keep the connections from falling into step
+--         and arriving in bursts, which identical pauses do. wrk has no open-loop rate limit
+--         (that is wrk2/oha), so this paces a closed loop: rate ~= connections / (pause + latency).
 -- No response() callback: defining one makes wrk collect every answer's headers and body,
 -- client CPU taken from the server on a 2-core machine. wrk's own summary prints
 -- "Non-2xx or 3xx responses: N" whenever there are any.
@@ -35,6 +37,7 @@ function init(args)
    end
    if count == 0 then error("no bodies in " .. path) end
    index = (thread_id * 97) % count
+   math.randomseed(thread_id * 7919 + os.time())
 end
 
 function request()
@@ -47,7 +50,7 @@ end
 local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
 if delay_ms then
    function delay()
-      return delay_ms
+      return -math.log(1 - math.random()) * delay_ms
    end
 end
 

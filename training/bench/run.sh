@@ -82,9 +82,9 @@ machine() {
     echo "rustc: $(rustc -V 2>/dev/null || echo '?')"
     echo "wrk: $(wrk -v 2>&1 | head -1 || true)"
     echo "python: $("$PY" -V 2>&1 || echo '?')"
-    echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-    echo "git status (uncommitted changes in the measured tree):"
-    git status --short 2>/dev/null | sed 's/^/  /' || true
+    echo "git now: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "binaries in $BIN built from: $(cat "$BIN/BUILT_FROM" 2>/dev/null || echo '?')"
+    echo "model: $(grep -o '"version": *"[^"]*"' "$MODEL/metrics.json" | head -1)"
   } > "$RUN/machine.txt"
   cat "$RUN/machine.txt" >&2
 }
@@ -105,6 +105,10 @@ build() {
     [ -x "$exe" ] || { log "could not find the $name bench executable"; exit 1; }
     cp "$exe" "$BIN/$name"
   done
+  {
+    git rev-parse --short HEAD 2>/dev/null || echo '?'
+    git status --short 2>/dev/null | grep -v '^??' | sed 's/^/  uncommitted: /' || true
+  } | tr '\n' ' ' > "$BIN/BUILT_FROM"
   sha256sum "$BIN"/* > "$RUN/binaries.sha256"
 }
 
@@ -355,9 +359,9 @@ measure_server() { # NAME PORT BATCH(yes/no) CMD...
   for p in 50 90 99 99.9; do record server "$name" "c4_p${p}_ms" "$(wrk_pct "$f" "$p")" "$l"; done
   record server "$name" c4_errors "$(wrk_errors "$f")" "$l"
 
-  # 3. latency at about half the max rate: paced closed loop (see post_bodies.lua). The pause
-  # between a connection's requests is chosen for about 50 connections (whole milliseconds, at
-  # least 1), then the connection count is corrected twice from 4-second trial runs.
+  # 3. latency at about half the max rate: paced closed loop (see post_bodies.lua). The mean
+  # random pause between a connection's requests is chosen for about 50 connections (whole
+  # milliseconds, at least 1), then the connection count is corrected twice from 4-second trials.
   local target delay c a i p50
   target="$(awk -v m="$max" 'BEGIN { printf "%.0f", m / 2 }')"
   p50="$(wrk_pct "$f" 50)"
@@ -368,10 +372,10 @@ measure_server() { # NAME PORT BATCH(yes/no) CMD...
     a="$(wrk_rps "$RUN/wrk.$name.half.calib$i")"
     c="$(awk -v c="$c" -v t="$target" -v a="$a" 'BEGIN { n = int(c * t / a + 0.5); if (n < 1) n = 1; print n }')"
   done
-  l="$(wait_quiet)"; log "$name: paced at ~${target} req/s ($c connections, ${delay} ms between requests), ${SECS}s (load $l)"
+  l="$(wait_quiet)"; log "$name: paced at ~${target} req/s ($c connections, random pauses of mean ${delay} ms), ${SECS}s (load $l)"
   f="$RUN/wrk.$name.half"; WRK_DELAY_MS="$delay" wrk_run "$f" "$c" "$SECS" "$DATA/single.jsonl" "$port"
   record server "$name" half_target_req_per_s "$target" "$l"
-  record server "$name" half_pacing "$c connections, ${delay} ms pause" "$l"
+  record server "$name" half_pacing "$c conns, mean pause ${delay} ms" "$l"
   record server "$name" half_req_per_s "$(wrk_rps "$f")" "$l"
   for p in 50 90 99 99.9; do record server "$name" "half_p${p}_ms" "$(wrk_pct "$f" "$p")" "$l"; done
   record server "$name" half_errors "$(wrk_errors "$f")" "$l"
@@ -412,8 +416,8 @@ sections=("$@")
 [ "${#sections[@]}" -eq 0 ] && sections=(scoring server)
 [ "${sections[0]}" = all ] && sections=(train unfamiliar scoring server)
 log "results in $RUN; sections: ${sections[*]}"
-machine
 build
+machine
 printf 'section\tsubject\tmetric\tvalue\tload1_at_start\n' > "$SUMMARY"
 for s in "${sections[@]}"; do
   case "$s" in
