@@ -49,8 +49,32 @@ fn main() -> anyhow::Result<()> {
         model.score_features(chunk)?;
     }
     let model_1 = started.elapsed().as_secs_f64();
+    // A digest of every feature, so a faster featuriser can be checked to be the same one.
+    let mut digest = xxhash_rust::xxh3::Xxh3::new();
+    for f in &features {
+        for id in &f.ids {
+            digest.update(&id.to_le_bytes());
+        }
+        for d in &f.dense {
+            digest.update(&d.to_bits().to_le_bytes());
+        }
+    }
+    // The server's path: featurise with terms, then network and three reasons each.
+    let sample = &listings[..listings.len().min(50_000)];
+    let started = Instant::now();
+    let prepared = model.prepare_all(sample, 3);
+    let explain_prepare = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for chunk in prepared.chunks(512) {
+        model.assess_prepared(chunk, &[3; 512])?;
+    }
+    let explain_model = started.elapsed().as_secs_f64();
+    let m = sample.len() as f64;
     let mean_ids = features.iter().map(|f| f.ids.len()).sum::<usize>() as f64 / n;
-    println!("rows {n}, mean ids {mean_ids:.0}");
+    println!(
+        "rows {n}, mean ids {mean_ids:.0}, features digest {:016x}",
+        digest.digest()
+    );
     println!("read+parse   {:>9.0} rows/s (one thread)", n / read);
     println!("validate     {:>9.0} rows/s (one thread)", n / validate);
     println!(
@@ -61,6 +85,11 @@ fn main() -> anyhow::Result<()> {
     println!(
         "model        {:>9.0} rows/s (one thread, batches of 512)",
         n / model_1
+    );
+    println!(
+        "with reasons {:>9.0} rows/s featurise with terms (all threads), {:.0} rows/s network + 3 reasons (one thread)",
+        m / explain_prepare,
+        m / explain_model
     );
     let out = std::env::temp_dir().join("knockoff-throughput.csv");
     let started = Instant::now();

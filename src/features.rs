@@ -3,8 +3,9 @@
 //! training, batch scoring and serving all call [`Featurizer`].
 
 use crate::listing::Listing;
-use crate::reference::{group_key, PriceKey, RefLevel, ReferencePrices};
+use crate::reference::{group_key, PriceKey, RefLevel, Reference, ReferencePrices};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence, StripAccents, NFKD};
@@ -120,8 +121,61 @@ pub struct PriceContext {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExplainedFeatures {
     pub features: Features,
-    pub terms: Vec<(u32, TermKind, String)>,
+    pub terms: Terms,
     pub price: PriceContext,
+}
+
+/// What each emitted id stands for. The texts share one buffer: a listing has about a
+/// hundred terms, and a string each would cost more than scoring it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Terms {
+    text: String,
+    spans: Vec<TermSpan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TermSpan {
+    id: u32,
+    kind: TermKind,
+    start: u32,
+    end: u32,
+}
+
+impl Terms {
+    fn push(&mut self, id: u32, kind: TermKind, shown: &str) {
+        // A word's character n-grams are all shown as the word: store it once.
+        let (start, end) = match self.spans.last() {
+            Some(last) if &self.text[last.start as usize..last.end as usize] == shown => {
+                (last.start, last.end)
+            }
+            _ => {
+                let start = self.text.len() as u32;
+                self.text.push_str(shown);
+                (start, self.text.len() as u32)
+            }
+        };
+        self.spans.push(TermSpan {
+            id,
+            kind,
+            start,
+            end,
+        });
+    }
+
+    /// `(id, kind, text)` in the order the ids were emitted.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, TermKind, &str)> + '_ {
+        self.spans
+            .iter()
+            .map(|s| (s.id, s.kind, &self.text[s.start as usize..s.end as usize]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 /// The `tokenizers` pipeline: Unicode compatibility decomposition, accent stripping
@@ -173,24 +227,81 @@ fn deleet(word: &str) -> Option<String> {
 }
 
 /// Text units after pre-tokenization: words, and single CJK characters.
-#[derive(Debug, Clone, PartialEq)]
-enum Unit {
-    Word(String),
-    Cjk(char),
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit<'a> {
+    Word(&'a str),
+    Cjk(&'a str),
 }
 
-/// One field after the tokenizer: units for n-grams, words for product keys.
+impl<'a> Unit<'a> {
+    fn text(self) -> &'a str {
+        match self {
+            Unit::Word(text) | Unit::Cjk(text) => text,
+        }
+    }
+}
+
+/// One field after the tokenizer: units for n-grams, words for product keys. Both borrow
+/// from the pre-tokenised text.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct Analyzed {
-    units: Vec<Unit>,
-    words: Vec<String>,
+struct Analyzed<'a> {
+    units: Vec<Unit<'a>>,
+    words: Vec<&'a str>,
+}
+
+/// Several fields run through the tokenizer together.
+struct Tokenized<const N: usize> {
+    pre: Option<PreTokenizedString>,
+    /// Byte offset in the joined original text where each field ends.
+    ends: [usize; N],
+}
+
+impl<const N: usize> Tokenized<N> {
+    /// Hands each field its units (words and CJK characters) and words (pieces with a
+    /// letter or digit, CJK runs kept whole).
+    fn fields(&self) -> [Analyzed<'_>; N] {
+        let mut out: [Analyzed; N] = std::array::from_fn(|_| Analyzed::default());
+        let Some(pre) = &self.pre else {
+            return out;
+        };
+        for (piece, (start, _), _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte)
+        {
+            let field = self
+                .ends
+                .iter()
+                .position(|end| start < *end)
+                .unwrap_or(N - 1);
+            let target = &mut out[field];
+            if piece.chars().any(char::is_alphanumeric) {
+                target.words.push(piece);
+            }
+            let mut word_start = 0;
+            for (i, c) in piece.char_indices() {
+                if is_cjk(c) {
+                    if word_start < i {
+                        target.units.push(Unit::Word(&piece[word_start..i]));
+                    }
+                    let end = i + c.len_utf8();
+                    target.units.push(Unit::Cjk(&piece[i..end]));
+                    word_start = end;
+                }
+            }
+            if word_start < piece.len() {
+                target.units.push(Unit::Word(&piece[word_start..]));
+            }
+        }
+        out
+    }
 }
 
 /// Collects hashed ids, and optionally the terms behind them.
 struct Emitter<'a> {
     config: &'a FeatureConfig,
     ids: &'a mut Vec<u32>,
-    terms: Option<&'a mut Vec<(u32, TermKind, String)>>,
+    terms: Option<&'a mut Terms>,
+    /// Reused for bigrams, n-grams and joined keys, so emitting allocates nothing.
+    buffer: String,
+    bounds: Vec<usize>,
 }
 
 impl Emitter<'_> {
@@ -208,8 +319,54 @@ impl Emitter<'_> {
         let id = (hash & u64::from(self.config.buckets - 1)) as u32;
         self.ids.push(id);
         if let Some(terms) = self.terms.as_deref_mut() {
-            terms.push((id, kind, shown.to_string()));
+            terms.push(id, kind, shown);
         }
+    }
+
+    /// Emits the text in the buffer (filled by `fill`), shown as itself.
+    fn emit_buffered(&mut self, kind: TermKind, fill: impl FnOnce(&mut String)) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        fill(&mut buffer);
+        self.emit(kind, &buffer);
+        self.buffer = buffer;
+    }
+
+    /// Character n-grams of `<word>`, each shown as the word.
+    fn emit_char_grams(&mut self, word: &str, min: usize, max: usize) {
+        if word.chars().count() < 2 {
+            return;
+        }
+        let mut buffer = std::mem::take(&mut self.buffer);
+        let mut bounds = std::mem::take(&mut self.bounds);
+        buffer.clear();
+        buffer.push('<');
+        buffer.push_str(word);
+        buffer.push('>');
+        bounds.clear();
+        if buffer.is_ascii() {
+            bounds.extend(0..=buffer.len());
+        } else {
+            bounds.extend(
+                buffer
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain(std::iter::once(buffer.len())),
+            );
+        }
+        let chars = bounds.len() - 1;
+        for n in min..=max {
+            // The whole "<word>" is never a gram: the word itself is emitted already.
+            if n >= chars {
+                break;
+            }
+            for start in 0..=(chars - n) {
+                let gram = &buffer[bounds[start]..bounds[start + n]];
+                self.emit_shown_as(TermKind::TitleCharGram, gram, word);
+            }
+        }
+        self.buffer = buffer;
+        self.bounds = bounds;
     }
 }
 
@@ -272,13 +429,10 @@ impl Featurizer {
         Tokenizer::from_file(path).map_err(|e| FeatureError::Tokenizer(e.to_string()))
     }
 
-    /// Runs the tokenizer once over several fields (joined by line breaks) and hands each
-    /// field its units (words and CJK characters) and pre-tokenised words (pieces with a
-    /// letter or digit, CJK runs kept whole). One call instead of one per field: the
-    /// tokenizer's per-call set-up is most of the cost on short texts.
-    fn analyze<const N: usize>(&self, fields: [&str; N]) -> [Analyzed; N] {
-        let mut out: [Analyzed; N] = std::array::from_fn(|_| Analyzed::default());
-        let mut joined = String::new();
+    /// Runs the tokenizer once over several fields (joined by line breaks). One call instead
+    /// of one per field: the tokenizer's per-call set-up is most of the cost on short texts.
+    fn tokenize<const N: usize>(&self, fields: [&str; N]) -> Tokenized<N> {
+        let mut joined = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
         let mut ends = [0usize; N];
         for (i, field) in fields.iter().enumerate() {
             if !field.is_empty() {
@@ -290,9 +444,9 @@ impl Featurizer {
             ends[i] = joined.len();
         }
         if joined.is_empty() {
-            return out;
+            return Tokenized { pre: None, ends };
         }
-        let mut normalized = NormalizedString::from(joined.as_str());
+        let mut normalized = NormalizedString::from(joined);
         if let Some(normalizer) = self.tokenizer.get_normalizer() {
             // The normalizers used here never fail; on an exotic tokenizer.json that does,
             // the text is used un-normalised rather than dropped.
@@ -302,48 +456,31 @@ impl Featurizer {
         if let Some(pre_tokenizer) = self.tokenizer.get_pre_tokenizer() {
             let _ = pre_tokenizer.pre_tokenize(&mut pre);
         }
-        for (piece, (start, _), _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte)
-        {
-            let field = ends.iter().position(|end| start < *end).unwrap_or(N - 1);
-            let target = &mut out[field];
-            if piece.chars().any(char::is_alphanumeric) {
-                target.words.push(piece.to_string());
-            }
-            let mut word = String::new();
-            for c in piece.chars() {
-                if is_cjk(c) {
-                    if !word.is_empty() {
-                        target.units.push(Unit::Word(std::mem::take(&mut word)));
-                    }
-                    target.units.push(Unit::Cjk(c));
-                } else {
-                    word.push(c);
-                }
-            }
-            if !word.is_empty() {
-                target.units.push(Unit::Word(word));
-            }
+        Tokenized {
+            pre: Some(pre),
+            ends,
         }
-        out
     }
 
     /// Normalised words of a brand; known brands are looked up, not re-tokenised.
-    fn brand_words(&self, brand_key: &str) -> Vec<String> {
+    fn brand_words(&self, brand_key: &str) -> Cow<'_, [String]> {
         match self.brand_words.get(brand_key) {
-            Some(words) => words.clone(),
+            Some(words) => Cow::Borrowed(words.as_slice()),
             None => {
-                let [brand] = self.analyze([brand_key]);
-                brand.words
+                let tokenized = self.tokenize([brand_key]);
+                let [brand] = tokenized.fields();
+                Cow::Owned(brand.words.iter().map(|w| w.to_string()).collect())
             }
         }
     }
 
     /// The key a listing's usual price is looked up (and learned) by.
     pub fn price_key(&self, listing: &Listing) -> PriceKey {
-        let [title] = self.analyze([listing.title.as_str()]);
+        let tokenized = self.tokenize([listing.title.as_str()]);
+        let [title] = tokenized.fields();
         let (brand, category) = self.known_fields(listing);
         let brand_words = self.brand_words(&brand);
-        self.price_key_from(&title.words, &brand_words, &brand, &category)
+        Self::price_key_from(&title.words, &brand_words, brand, category)
     }
 
     /// Normalised brand and category, blanked when the model never learned about them:
@@ -360,25 +497,30 @@ impl Featurizer {
         (brand, category)
     }
 
+    /// `brand` and `category` are normalised already (see [`Featurizer::known_fields`]).
     fn price_key_from(
-        &self,
-        title_words: &[String],
+        title_words: &[&str],
         brand_words: &[String],
-        brand: &str,
-        category: &str,
+        brand: String,
+        category: String,
     ) -> PriceKey {
-        let product: Vec<&str> = title_words
+        let mut phrases = Vec::with_capacity(PRODUCT_WORDS);
+        let mut phrase = String::new();
+        for word in title_words
             .iter()
-            .filter(|w| !brand_words.contains(w))
+            .filter(|w| !brand_words.iter().any(|b| b == *w))
             .take(PRODUCT_WORDS)
-            .map(String::as_str)
-            .collect();
+        {
+            if !phrase.is_empty() {
+                phrase.push(' ');
+            }
+            phrase.push_str(word);
+            phrases.push(phrase.clone());
+        }
         PriceKey {
-            brand: group_key(brand),
-            category: group_key(category),
-            phrases: (1..=product.len())
-                .map(|n| product[..n].join(" "))
-                .collect(),
+            brand,
+            category,
+            phrases,
         }
     }
 
@@ -393,8 +535,10 @@ impl Featurizer {
         self.references
             .known_brands()
             .map(|brand| {
-                let [analyzed] = self.analyze([brand]);
-                (brand.to_string(), analyzed.words)
+                let tokenized = self.tokenize([brand]);
+                let [analyzed] = tokenized.fields();
+                let words = analyzed.words.iter().map(|w| w.to_string()).collect();
+                (brand.to_string(), words)
             })
             .collect()
     }
@@ -404,10 +548,7 @@ impl Featurizer {
         let mut joined = Vec::new();
         let mut run = String::new();
         let mut run_len = 0;
-        for unit in units
-            .iter()
-            .chain(std::iter::once(&Unit::Word(String::new())))
-        {
+        for unit in units.iter().chain(std::iter::once(&Unit::Word(""))) {
             match unit {
                 Unit::Word(w) if w.chars().count() == 1 && w.chars().all(char::is_alphanumeric) => {
                     run.push_str(w);
@@ -431,87 +572,59 @@ impl Featurizer {
         } else {
             (TermKind::DescriptionWord, TermKind::DescriptionBigram)
         };
-        let mut buffer = String::new();
+        let (min, max) = (self.config.char_ngram_min, self.config.char_ngram_max);
         for (i, unit) in units.iter().enumerate() {
-            match unit {
+            match *unit {
                 Unit::Word(word) => {
                     emitter.emit(word_kind, word);
                     if let Some(plain) = deleet(word) {
                         emitter.emit(word_kind, &plain);
                     }
                     if title {
-                        self.emit_char_grams(emitter, word, &mut buffer);
+                        emitter.emit_char_grams(word, min, max);
                     }
                 }
-                Unit::Cjk(c) => {
-                    buffer.clear();
-                    buffer.push(*c);
-                    emitter.emit(word_kind, &buffer);
-                }
+                Unit::Cjk(c) => emitter.emit(word_kind, c),
             }
             if let Some(next) = units.get(i + 1) {
-                buffer.clear();
-                match (unit, next) {
+                emitter.emit_buffered(bigram_kind, |buffer| {
+                    buffer.push_str(unit.text());
                     // Adjacent CJK characters: the bigram is the closest thing to a word.
-                    (Unit::Cjk(a), Unit::Cjk(b)) => {
-                        buffer.push(*a);
-                        buffer.push(*b);
-                    }
-                    (a, b) => {
-                        push_unit(&mut buffer, a);
+                    if !matches!((unit, next), (Unit::Cjk(_), Unit::Cjk(_))) {
                         buffer.push(' ');
-                        push_unit(&mut buffer, b);
                     }
-                }
-                emitter.emit(bigram_kind, &buffer);
+                    buffer.push_str(next.text());
+                });
             }
         }
         for word in Self::join_spaced_letters(units) {
             emitter.emit(word_kind, &word);
             if title {
-                self.emit_char_grams(emitter, &word, &mut buffer);
+                emitter.emit_char_grams(&word, min, max);
             }
         }
     }
 
-    fn emit_char_grams(&self, emitter: &mut Emitter, word: &str, buffer: &mut String) {
-        if word.chars().count() < 2 {
-            return;
-        }
-        buffer.clear();
-        buffer.push('<');
-        buffer.push_str(word);
-        buffer.push('>');
-        let bounds: Vec<usize> = buffer
-            .char_indices()
-            .map(|(i, _)| i)
-            .chain(std::iter::once(buffer.len()))
-            .collect();
-        let chars = bounds.len() - 1;
-        for n in self.config.char_ngram_min..=self.config.char_ngram_max {
-            if n >= chars {
-                break;
-            }
-            for start in 0..=(chars - n) {
-                let gram = &buffer[bounds[start]..bounds[start + n]];
-                emitter.emit_shown_as(TermKind::TitleCharGram, gram, word);
-            }
-        }
+    fn build(&self, listing: &Listing, terms: Option<&mut Terms>) -> Features {
+        self.build_with_price(listing, terms).0
     }
 
-    fn build(
+    /// Features, and the key and reference their price features came from.
+    fn build_with_price(
         &self,
         listing: &Listing,
-        terms: Option<&mut Vec<(u32, TermKind, String)>>,
-    ) -> (Features, PriceContext) {
+        terms: Option<&mut Terms>,
+    ) -> (Features, PriceKey, Reference<'static>, Option<f64>) {
         let mut ids = Vec::with_capacity(192);
         let mut emitter = Emitter {
             config: &self.config,
             ids: &mut ids,
             terms,
+            buffer: String::with_capacity(64),
+            bounds: Vec::with_capacity(64),
         };
-        let [title, description] =
-            self.analyze([listing.title.as_str(), listing.description.as_str()]);
+        let tokenized = self.tokenize([listing.title.as_str(), listing.description.as_str()]);
+        let [title, description] = tokenized.fields();
         self.emit_text(&mut emitter, &title.units, true);
         let (brand, category) = self.known_fields(listing);
         if !brand.is_empty() {
@@ -521,13 +634,25 @@ impl Featurizer {
             emitter.emit(TermKind::Category, &category);
         }
         if !brand.is_empty() && !category.is_empty() {
-            emitter.emit(TermKind::BrandCategory, &format!("{brand} / {category}"));
+            emitter.emit_buffered(TermKind::BrandCategory, |buffer| {
+                buffer.push_str(&brand);
+                buffer.push_str(" / ");
+                buffer.push_str(&category);
+            });
         }
         self.emit_text(&mut emitter, &description.units, false);
 
         let brand_words = self.brand_words(&brand);
-        let key = self.price_key_from(&title.words, &brand_words, &brand, &category);
+        let named = !brand_words.is_empty()
+            && title.words.windows(brand_words.len()).any(|window| {
+                window
+                    .iter()
+                    .zip(brand_words.iter())
+                    .all(|(word, brand_word)| word == brand_word)
+            });
+        let key = Self::price_key_from(&title.words, &brand_words, brand, category);
         let reference = self.references.lookup(&key);
+        let (level, stat) = (reference.level, reference.stat);
         let group_reference = self.references.lookup_group(&key.brand, &key.category);
         let base_price = listing
             .price
@@ -544,56 +669,51 @@ impl Featurizer {
             dense[1] = (price.max(0.0) + 1.0).ln() as f32;
             // Against all listings a price says nothing about this kind of item: a cheap dog
             // leash is not a cheap Rolex. Unknown groups get no ratio, only the flag.
-            if reference.level != RefLevel::Global {
-                dense[LOG_RATIO_INDEX] = log_ratio(price, reference.stat.median);
+            if level != RefLevel::Global {
+                dense[LOG_RATIO_INDEX] = log_ratio(price, stat.median);
                 dense[GROUP_RATIO_INDEX] = log_ratio(price, group_reference.stat.median);
             }
         }
         let level_index = RefLevel::ALL
             .iter()
-            .position(|l| *l == reference.level)
+            .position(|l| *l == level)
             .unwrap_or(RefLevel::ALL.len() - 1);
         dense[LEVEL_INDEX + level_index] = 1.0;
-        dense[BRAND_MISSING_INDEX] = f32::from(brand.is_empty());
-        let named = !brand_words.is_empty()
-            && title
-                .words
-                .windows(brand_words.len())
-                .any(|w| w == brand_words.as_slice());
+        dense[BRAND_MISSING_INDEX] = f32::from(key.brand.is_empty());
         dense[BRAND_IN_TITLE_INDEX] = f32::from(named);
-        let features = Features { ids, dense };
-        let price = PriceContext {
-            base_price,
-            level: reference.level,
-            usual_price: reference.stat.median,
-            usual_count: reference.stat.count,
-            phrase: reference.phrase.to_string(),
-            brand: listing.brand.clone(),
-            category: listing.category.clone(),
+        // The phrase borrows from the key; callers that want it copy it from the key.
+        let reference = Reference {
+            level,
+            stat,
+            phrase: "",
         };
-        (features, price)
+        (Features { ids, dense }, key, reference, base_price)
     }
 
     pub fn featurize(&self, listing: &Listing) -> Features {
-        self.build(listing, None).0
+        self.build(listing, None)
     }
 
     /// Like [`Featurizer::featurize`], also returning what each id stands for.
     pub fn explain(&self, listing: &Listing) -> ExplainedFeatures {
-        let mut terms = Vec::new();
-        let (features, price) = self.build(listing, Some(&mut terms));
+        let mut terms = Terms::default();
+        let (features, key, reference, base_price) =
+            self.build_with_price(listing, Some(&mut terms));
+        // Found again to borrow its phrase: cheap, and only when reasons are asked for.
+        let phrase = self.references.lookup(&key).phrase.to_string();
         ExplainedFeatures {
             features,
             terms,
-            price,
+            price: PriceContext {
+                base_price,
+                level: reference.level,
+                usual_price: reference.stat.median,
+                usual_count: reference.stat.count,
+                phrase,
+                brand: listing.brand.clone(),
+                category: listing.category.clone(),
+            },
         }
-    }
-}
-
-fn push_unit(buffer: &mut String, unit: &Unit) {
-    match unit {
-        Unit::Word(w) => buffer.push_str(w),
-        Unit::Cjk(c) => buffer.push(*c),
     }
 }
 
@@ -638,8 +758,8 @@ mod tests {
     fn terms(f: &Featurizer, title: &str) -> Vec<(TermKind, String)> {
         f.explain(&listing(title, "", "", None))
             .terms
-            .into_iter()
-            .map(|(_, k, t)| (k, t))
+            .iter()
+            .map(|(_, k, t)| (k, t.to_string()))
             .collect()
     }
 
@@ -681,7 +801,7 @@ mod tests {
         let grams = |title: &str| -> std::collections::HashSet<u32> {
             f.explain(&listing(title, "", "", None))
                 .terms
-                .into_iter()
+                .iter()
                 .filter(|(_, k, _)| *k == TermKind::TitleCharGram)
                 .map(|(id, _, shown)| {
                     assert_eq!(shown, title, "n-grams are shown as their word");

@@ -3,6 +3,31 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
+/// Usual prices by a key of joined parts (see [`joined_key`]): looked up on every listing
+/// scored, so the key is one string (one allocation per lookup) and the hash a fast one.
+type StatsByKey = HashMap<String, RefStat, Xxh3DefaultBuilder>;
+
+/// Separates the parts of a joined key. Brand and category keys ([`group_key`]) and
+/// pre-tokenised title words never contain a line break, so the join cannot be ambiguous.
+const KEY_SEPARATOR: char = '\n';
+
+fn joined_key(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(KEY_SEPARATOR);
+        }
+        key.push_str(part);
+    }
+    key
+}
+
+fn split_key<const N: usize>(key: String) -> [String; N] {
+    let mut parts = key.splitn(N, KEY_SEPARATOR).map(str::to_string);
+    std::array::from_fn(|_| parts.next().unwrap_or_default())
+}
 
 /// Which table a reference price came from, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,10 +83,12 @@ pub struct Reference<'a> {
 pub struct ReferencePrices {
     pub min_count: usize,
     pub global: RefStat,
-    by_product: HashMap<(String, String, String), RefStat>,
-    by_brand_category: HashMap<(String, String), RefStat>,
-    by_brand: HashMap<String, RefStat>,
-    by_category: HashMap<String, RefStat>,
+    /// By brand, category and product phrase.
+    by_product: StatsByKey,
+    /// By brand and category.
+    by_brand_category: StatsByKey,
+    by_brand: StatsByKey,
+    by_category: StatsByKey,
     /// Brands and categories seen often enough in training to mean something to the model;
     /// `None` (no vocabulary learned) treats every value as known.
     vocabulary: Option<Vocabulary>,
@@ -118,10 +145,10 @@ impl From<Stored> for ReferencePrices {
         let mut refs = ReferencePrices {
             min_count: s.min_count,
             global: s.global,
-            by_product: HashMap::new(),
-            by_brand_category: HashMap::new(),
-            by_brand: HashMap::new(),
-            by_category: HashMap::new(),
+            by_product: StatsByKey::default(),
+            by_brand_category: StatsByKey::default(),
+            by_brand: StatsByKey::default(),
+            by_category: StatsByKey::default(),
             vocabulary: match (s.known_brands, s.known_categories) {
                 (Some(brands), Some(categories)) => Some(Vocabulary {
                     brands: brands.into_iter().collect(),
@@ -137,12 +164,13 @@ impl From<Stored> for ReferencePrices {
             };
             if !e.product.is_empty() {
                 refs.by_product
-                    .insert((e.brand, e.category, e.product), stat);
+                    .insert(joined_key(&[&e.brand, &e.category, &e.product]), stat);
                 continue;
             }
             match (e.brand.is_empty(), e.category.is_empty()) {
                 (false, false) => {
-                    refs.by_brand_category.insert((e.brand, e.category), stat);
+                    refs.by_brand_category
+                        .insert(joined_key(&[&e.brand, &e.category]), stat);
                 }
                 (false, true) => {
                     refs.by_brand.insert(e.brand, stat);
@@ -162,24 +190,26 @@ impl From<ReferencePrices> for Stored {
         let mut entries: Vec<Entry> = r
             .by_product
             .into_iter()
-            .map(|((brand, category, product), s)| Entry {
-                brand,
-                category,
-                product,
-                median: s.median,
-                count: s.count,
+            .map(|(key, s)| {
+                let [brand, category, product] = split_key(key);
+                Entry {
+                    brand,
+                    category,
+                    product,
+                    median: s.median,
+                    count: s.count,
+                }
             })
-            .chain(
-                r.by_brand_category
-                    .into_iter()
-                    .map(|((brand, category), s)| Entry {
-                        brand,
-                        category,
-                        product: String::new(),
-                        median: s.median,
-                        count: s.count,
-                    }),
-            )
+            .chain(r.by_brand_category.into_iter().map(|(key, s)| {
+                let [brand, category] = split_key(key);
+                Entry {
+                    brand,
+                    category,
+                    product: String::new(),
+                    median: s.median,
+                    count: s.count,
+                }
+            }))
             .chain(r.by_brand.into_iter().map(|(brand, s)| Entry {
                 brand,
                 category: String::new(),
@@ -235,10 +265,19 @@ impl ReferencePrices {
 
 /// Lower-cases and collapses white space so "Louis  Vuitton" and "louis vuitton" meet.
 pub fn group_key(text: &str) -> String {
-    text.split_whitespace()
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut key = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !key.is_empty() {
+            key.push(' ');
+        }
+        if word.is_ascii() {
+            key.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        } else {
+            // `str::to_lowercase` knows context rules (a word-final Σ becomes ς).
+            key.push_str(&word.to_lowercase());
+        }
+    }
+    key
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -254,10 +293,7 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn stats<K: std::hash::Hash + Eq>(
-    groups: HashMap<K, Vec<f64>>,
-    min_count: usize,
-) -> HashMap<K, RefStat> {
+fn stats(groups: HashMap<String, Vec<f64>>, min_count: usize) -> StatsByKey {
     groups
         .into_iter()
         .filter(|(_, v)| v.len() >= min_count)
@@ -282,8 +318,8 @@ impl ReferencePrices {
         min_count: usize,
     ) -> ReferencePrices {
         let mut all = Vec::new();
-        let mut by_p: HashMap<(String, String, String), Vec<f64>> = HashMap::new();
-        let mut by_bc: HashMap<(String, String), Vec<f64>> = HashMap::new();
+        let mut by_p: HashMap<String, Vec<f64>> = HashMap::new();
+        let mut by_bc: HashMap<String, Vec<f64>> = HashMap::new();
         let mut by_b: HashMap<String, Vec<f64>> = HashMap::new();
         let mut by_c: HashMap<String, Vec<f64>> = HashMap::new();
         for (key, price) in genuine {
@@ -297,12 +333,12 @@ impl ReferencePrices {
             } = key;
             all.push(price);
             for phrase in phrases {
-                by_p.entry((b.clone(), c.clone(), phrase))
+                by_p.entry(joined_key(&[&b, &c, &phrase]))
                     .or_default()
                     .push(price);
             }
             if !b.is_empty() && !c.is_empty() {
-                by_bc.entry((b.clone(), c.clone())).or_default().push(price);
+                by_bc.entry(joined_key(&[&b, &c])).or_default().push(price);
             }
             if !b.is_empty() {
                 by_b.entry(b).or_default().push(price);
@@ -356,11 +392,12 @@ impl ReferencePrices {
     /// The most specific usual price known for a listing's key: the longest known product
     /// phrase first, then brand and category, brand, category, and all listings.
     pub fn lookup<'k>(&self, key: &'k PriceKey) -> Reference<'k> {
+        let mut product_key = joined_key(&[&key.brand, &key.category, ""]);
+        let prefix = product_key.len();
         for phrase in key.phrases.iter().rev() {
-            if let Some(stat) =
-                self.by_product
-                    .get(&(key.brand.clone(), key.category.clone(), phrase.clone()))
-            {
+            product_key.truncate(prefix);
+            product_key.push_str(phrase);
+            if let Some(stat) = self.by_product.get(&product_key) {
                 return Reference {
                     level: RefLevel::Product,
                     stat: *stat,
@@ -383,7 +420,7 @@ impl ReferencePrices {
         found(
             RefLevel::BrandCategory,
             self.by_brand_category
-                .get(&(brand_key.to_string(), category_key.to_string())),
+                .get(&joined_key(&[brand_key, category_key])),
         )
         .or_else(|| found(RefLevel::Brand, self.by_brand.get(brand_key)))
         .or_else(|| found(RefLevel::Category, self.by_category.get(category_key)))
@@ -494,5 +531,10 @@ mod tests {
     #[test]
     fn group_key_normalises_case_and_spaces() {
         assert_eq!(group_key("  Louis   Vuitton "), "louis vuitton");
+        assert_eq!(
+            group_key("ΟΔΟΣ  Ｎｉｋｅ"),
+            "οδος ｎｉｋｅ",
+            "as str::to_lowercase per word"
+        );
     }
 }

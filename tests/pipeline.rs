@@ -434,3 +434,52 @@ fn reasons_are_ranked_worded_and_bounded() {
     );
     assert!(all.iter().any(|r| r.text.contains("\"rolex\"")), "{all:?}");
 }
+
+/// The one-pass path (features once, reasons from the scoring input) agrees with scoring
+/// alone and with explaining one listing at a time, in batches of every kind.
+#[test]
+fn assessing_in_one_pass_matches_scoring_and_explaining() {
+    let model = common::tiny_model();
+    let listings: Vec<_> = [
+        ("Rolex Submariner r0lex 1:1", "Rolex", "watches", Some(50.0)),
+        ("Nike Air Max 90 白色", "Nike", "sneakers", Some(120.0)),
+        ("plain cotton t-shirt", "", "", None),
+        ("R o l e x watch replica", "", "watches", Some(30.0)),
+    ]
+    .into_iter()
+    .cycle()
+    .take(40)
+    .map(|(title, brand, category, price)| {
+        RawListing {
+            title: Some(title.into()),
+            brand: Some(brand.into()),
+            category: Some(category.into()),
+            price: price.map(RawPrice::Number),
+            currency: price.map(|_| "USD".into()),
+            ..Default::default()
+        }
+        .validate(model.rates(), model.limits())
+        .unwrap()
+    })
+    .collect();
+    let scores = model.score(&listings).unwrap();
+    let assessed = model.assess(&listings, 3).unwrap();
+    assert_eq!(assessed.len(), listings.len());
+    for ((listing, score), a) in listings.iter().zip(&scores).zip(&assessed) {
+        assert_eq!(a.score, *score, "same score with and without reasons");
+        assert_eq!(a.reasons, model.explain(listing, 3));
+        assert!(!a.reasons.is_empty() && a.reasons.len() <= 3);
+    }
+    // Per-listing reason counts, as a queue batch of several requests carries them.
+    let prepared = model.prepare_all(&listings[..3], 2);
+    let mixed = model.assess_prepared(&prepared, &[0, 1, 2]).unwrap();
+    assert_eq!(
+        mixed.iter().map(|a| a.reasons.len()).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert!(model
+        .assess(&listings, 0)
+        .unwrap()
+        .iter()
+        .all(|a| a.reasons.is_empty()));
+}

@@ -7,7 +7,8 @@ pub mod network;
 use crate::currency::CurrencyRates;
 use crate::decision::{Decision, Thresholds};
 use crate::features::{
-    FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES, LOG_RATIO_INDEX,
+    ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
+    LOG_RATIO_INDEX,
 };
 use crate::listing::{FieldLimits, Listing};
 use crate::metrics::PlattCalibration;
@@ -16,7 +17,6 @@ use crate::reference::RefLevel;
 use network::{Network, NetworkConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 pub use artifact::ArtifactError;
 
@@ -109,6 +109,34 @@ impl std::fmt::Debug for Featurizer {
 
 /// Batches below this size are featurised on the calling thread: spawning costs more.
 const PARALLEL_MIN: usize = 64;
+/// The same for batches that are also explained (several times the work per listing).
+const PARALLEL_EXPLAINED_MIN: usize = 8;
+/// No listing gets more reasons than this: past it they are noise to a reviewer.
+pub const MAX_REASONS: usize = 20;
+
+/// A listing's features, with what they stand for when its reasons are wanted: the part
+/// of scoring that needs no network, so callers can do it before queueing for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    Plain(Features),
+    Explained(Box<ExplainedFeatures>),
+}
+
+impl Prepared {
+    pub fn features(&self) -> &Features {
+        match self {
+            Prepared::Plain(features) => features,
+            Prepared::Explained(explained) => &explained.features,
+        }
+    }
+}
+
+/// What the model says about one listing: its score and the reasons behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub score: Score,
+    pub reasons: Vec<Reason>,
+}
 
 impl Model {
     pub fn name(&self) -> &str {
@@ -173,54 +201,146 @@ impl Model {
         self.score_features(&refs)
     }
 
+    /// Features of one listing, with its terms when it will be given `reasons` reasons.
+    pub fn prepare(&self, listing: &Listing, reasons: usize) -> Prepared {
+        if reasons == 0 {
+            Prepared::Plain(self.featurizer.featurize(listing))
+        } else {
+            Prepared::Explained(Box::new(self.featurizer.explain(listing)))
+        }
+    }
+
+    /// [`Model::prepare`] for many listings, on all cores when there are enough of them.
+    pub fn prepare_all(&self, listings: &[Listing], reasons: usize) -> Vec<Prepared> {
+        // Explained listings cost several times a plain one: worth spreading sooner.
+        let parallel_min = if reasons > 0 {
+            PARALLEL_EXPLAINED_MIN
+        } else {
+            PARALLEL_MIN
+        };
+        if listings.len() >= parallel_min {
+            listings
+                .par_iter()
+                .map(|l| self.prepare(l, reasons))
+                .collect()
+        } else {
+            listings.iter().map(|l| self.prepare(l, reasons)).collect()
+        }
+    }
+
+    /// Scores prepared listings in one network pass and gives each explained one its
+    /// `reasons[i]` strongest reasons (missing entries mean none).
+    pub fn assess_prepared(
+        &self,
+        prepared: &[Prepared],
+        reasons: &[usize],
+    ) -> Result<Vec<Assessment>, ModelError> {
+        let width = self.network.config.input_dim();
+        let mut inputs = vec![0f32; prepared.len() * width];
+        // Each listing's reasons are worked out right after its input row, while the
+        // embedding rows they read again are still in cache.
+        let reasons: Vec<Vec<Reason>> = prepared
+            .iter()
+            .zip(inputs.chunks_mut(width))
+            .enumerate()
+            .map(|(i, (item, input))| {
+                Network::input_row(
+                    &self.network.table,
+                    &self.network.scaler,
+                    item.features(),
+                    input,
+                );
+                match item {
+                    Prepared::Plain(_) => Vec::new(),
+                    Prepared::Explained(explained) => {
+                        self.reasons(explained, input, reasons.get(i).copied().unwrap_or(0))
+                    }
+                }
+            })
+            .collect();
+        let logits = self.network.logits_from_inputs(&inputs, prepared.len())?;
+        Ok(logits
+            .into_iter()
+            .zip(reasons)
+            .map(|(logit, reasons)| Assessment {
+                score: self.score_from_logit(logit),
+                reasons,
+            })
+            .collect())
+    }
+
+    /// Scores listings and gives each its `reasons` strongest reasons; each listing is
+    /// featurised once, and its reasons reuse the network input that scored it.
+    pub fn assess(
+        &self,
+        listings: &[Listing],
+        reasons: usize,
+    ) -> Result<Vec<Assessment>, ModelError> {
+        let prepared = self.prepare_all(listings, reasons);
+        self.assess_prepared(&prepared, &vec![reasons; prepared.len()])
+    }
+
     /// The `top` features that pushed this listing's score most, as reviewer-readable text.
+    pub fn explain(&self, listing: &Listing, top: usize) -> Vec<Reason> {
+        self.assess(std::slice::from_ref(listing), top)
+            .map(|mut a| a.pop().map(|a| a.reasons).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Reasons for one explained listing, strongest first, at most `top`.
     ///
     /// Attribution is gradient × input at the listing's own input, which is exact per linear
     /// piece of the ReLU network: each n-gram contributes its share of the mean embedding.
-    pub fn explain(&self, listing: &Listing, top: usize) -> Vec<Reason> {
-        let explained = self.featurizer.explain(listing);
-        let width = self.network.config.input_dim();
+    fn reasons(&self, explained: &ExplainedFeatures, input: &[f32], top: usize) -> Vec<Reason> {
         let dim = self.network.config.embedding_dim;
-        let mut input = vec![0f32; width];
-        Network::input_row(
-            &self.network.table,
-            &self.network.scaler,
-            &explained.features,
-            &mut input,
-        );
         let gradient = self
             .network
             .mlp
-            .input_gradient(ndarray::ArrayView1::from(&input));
+            .input_gradient(ndarray::ArrayView1::from(input));
+        let gradient = gradient.as_slice().unwrap_or(&[]);
+        if gradient.len() != input.len() {
+            return Vec::new();
+        }
         let n = explained.features.ids.len().max(1) as f32;
 
-        // The same term can be emitted more than once (e.g. a repeated word): add them up.
-        let mut by_term: HashMap<(TermKind, &str), f32> = HashMap::new();
-        for (id, kind, term) in &explained.terms {
-            let row = self.network.table.row(*id as usize);
-            let push: f32 = row
-                .iter()
-                .zip(gradient.iter())
-                .map(|(e, g)| e * g)
-                .sum::<f32>()
-                / n;
-            // A word's character n-grams and the word itself are one reason for a reviewer.
-            let kind = if *kind == TermKind::TitleCharGram {
+        // A word's character n-grams and the word itself are one reason for a reviewer,
+        // and a repeated term is one reason: add their pushes up.
+        let mut pushes: Vec<(TermKind, &str, f32)> = Vec::with_capacity(explained.terms.len());
+        for (id, kind, term) in explained.terms.iter() {
+            let row = self.network.table.row(id as usize);
+            let push = match row.as_slice() {
+                Some(row) => dot(row, &gradient[..dim]),
+                None => row.iter().zip(&gradient[..dim]).map(|(e, g)| e * g).sum(),
+            } / n;
+            let kind = if kind == TermKind::TitleCharGram {
                 TermKind::TitleWord
             } else {
-                *kind
+                kind
             };
-            *by_term.entry((kind, term.as_str())).or_default() += push;
+            // A word's n-grams follow it and share its text in the arena: merging them
+            // here leaves far fewer entries for the sort below.
+            match pushes.last_mut() {
+                Some(last) if last.0 == kind && std::ptr::eq(last.1, term) => last.2 += push,
+                _ => pushes.push((kind, term, push)),
+            }
         }
+        pushes.sort_unstable_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+        pushes.dedup_by(|later, kept| {
+            let same = later.0 == kept.0 && later.1 == kept.1;
+            if same {
+                kept.2 += later.2;
+            }
+            same
+        });
         // Rank first and word only the winners: formatting every term of every listing
         // would cost more than scoring it.
         enum Source<'a> {
             Term(TermKind, &'a str),
             Dense(usize),
         }
-        let mut candidates: Vec<(f32, Source)> = by_term
+        let mut candidates: Vec<(f32, Source)> = pushes
             .into_iter()
-            .map(|((kind, term), weight)| (weight, Source::Term(kind, term)))
+            .map(|(kind, term, weight)| (weight, Source::Term(kind, term)))
             .collect();
         for (k, name) in DENSE_FEATURES.iter().enumerate() {
             let describable =
@@ -233,7 +353,7 @@ impl Model {
         candidates.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
         candidates
             .into_iter()
-            .take(top)
+            .take(top.min(MAX_REASONS))
             .map(|(weight, source)| Reason {
                 text: match source {
                     Source::Term(kind, term) => describe_term(kind, term),
@@ -249,6 +369,26 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// Dot product of two equally long slices.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent sums: a single running sum is a dependency chain the compiler
+    // may not reorder (float addition is not associative), so it would not vectorise.
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 fn describe_term(kind: TermKind, term: &str) -> String {
@@ -298,5 +438,20 @@ fn describe_dense(name: &str, value: f32) -> Option<String> {
         "brand_in_title" if on => Some("the selected brand is named in the title".into()),
         "reference_global" if on => Some("brand and category are unfamiliar to the model".into()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot;
+
+    #[test]
+    fn dot_matches_the_plain_sum_at_any_length() {
+        for len in [0, 1, 7, 8, 9, 32, 43] {
+            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
+        }
     }
 }

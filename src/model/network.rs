@@ -233,14 +233,15 @@ impl Network {
 
     /// Raw (uncalibrated) logits for a batch.
     pub fn logits(&self, batch: &[&Features]) -> candle_core::Result<Vec<f32>> {
-        if batch.is_empty() {
+        self.logits_from_inputs(&self.inputs(batch), batch.len())
+    }
+
+    /// Raw logits for `rows` model inputs laid out as [`Network::inputs`] writes them.
+    pub fn logits_from_inputs(&self, inputs: &[f32], rows: usize) -> candle_core::Result<Vec<f32>> {
+        if rows == 0 {
             return Ok(Vec::new());
         }
-        let inputs = Tensor::from_vec(
-            self.inputs(batch),
-            (batch.len(), self.config.input_dim()),
-            &Device::Cpu,
-        )?;
+        let inputs = Tensor::from_slice(inputs, (rows, self.config.input_dim()), &Device::Cpu)?;
         self.mlp.forward(&inputs)?.flatten_all()?.to_vec1::<f32>()
     }
 }

@@ -21,9 +21,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 /// Shorter tokens are guessable; refusing them at start-up beats an admin API that is
 /// open in practice.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
-/// Upper bound on explanation reasons per listing: each costs a sort entry, and a reviewer
-/// reads a handful at most.
-pub const MAX_REASONS: usize = 20;
+/// Upper bound on explanation reasons per listing: the model's own.
+pub use crate::model::MAX_REASONS;
 
 /// Real-time counterfeit-listing scoring server.
 #[derive(Debug, Clone, clap::Parser)]

@@ -25,7 +25,7 @@ use axum::Router;
 pub use config::{Cli, ServerConfig};
 pub use error::{ErrorBody, ServerError};
 use metrics::ServerMetrics;
-use queue::{LoadedModel, Queue, QueueOptions, ScoredListing, SubmitError};
+use queue::{LoadedModel, PreparedListings, Queue, QueueOptions, ScoredListing, SubmitError};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +36,18 @@ use std::sync::Arc;
 pub const RETRY_AFTER_SECS: u64 = 1;
 /// Listing ids are echoed back; bound them like the other text fields.
 pub const MAX_ID_CHARS: usize = 1_000;
+/// Requests with at most this many listings are featurised on the async worker that
+/// received them (tens of microseconds); larger ones go to the blocking pool.
+const INLINE_PREPARE_MAX: usize = 4;
+
+/// Featurises validated listings for the queue (the part of scoring that needs no batch).
+fn prepare(model: &LoadedModel, listings: Vec<Listing>, reasons: usize) -> PreparedListings {
+    let prepared = model.model.prepare_all(&listings, reasons);
+    PreparedListings {
+        ids: listings.into_iter().map(|l| l.id).collect(),
+        prepared,
+    }
+}
 
 /// The name and version of a served model, as every answer reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -232,10 +244,20 @@ impl AppState {
     ) -> Result<Vec<ScoredListing>, ServerError> {
         let expected = listings.len();
         self.inner.metrics.record_request_listings(expected);
+        let prepared = if expected <= INLINE_PREPARE_MAX {
+            prepare(&model, listings, reasons)
+        } else {
+            // Featurising a big request takes milliseconds: off the async workers, and
+            // spread over all cores inside.
+            let model = Arc::clone(&model);
+            tokio::task::spawn_blocking(move || prepare(&model, listings, reasons))
+                .await
+                .map_err(|e| ServerError::Internal(format!("featurising failed: {e}")))?
+        };
         let receiver = self
             .inner
             .queue
-            .submit(model, listings, reasons)
+            .submit(model, prepared, reasons)
             .map_err(|e| match e {
                 SubmitError::Full => ServerError::QueueFull {
                     retry_after_secs: RETRY_AFTER_SECS,

@@ -1,4 +1,4 @@
-//! Dynamic batching: handlers put validated listings on a bounded queue, and one model
+//! Dynamic batching: handlers put featurised listings on a bounded queue, and one model
 //! thread (a plain OS thread, so CPU-heavy scoring never blocks the async runtime) takes
 //! whatever is waiting, up to a maximum batch size, whenever it is free.
 //!
@@ -8,10 +8,7 @@
 
 use super::metrics::ServerMetrics;
 use crate::decision::Decision;
-use crate::features::Features;
-use crate::listing::Listing;
-use crate::model::{Model, Reason, Score};
-use rayon::prelude::*;
+use crate::model::{Model, Prepared, Reason};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
@@ -19,8 +16,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// Batches at least this large are explained in parallel.
-const PARALLEL_EXPLAIN_MIN: usize = 64;
 /// How often the idle model thread wakes to drain metric histograms.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -70,9 +65,27 @@ pub enum SubmitError {
 
 pub type Reply = Result<Vec<ScoredListing>, ScoringError>;
 
+/// Listings ready for the network: ids and features, prepared (featurised) by the caller,
+/// so the model thread only runs the batched network and words the reasons.
+#[derive(Debug, Default)]
+pub struct PreparedListings {
+    pub ids: Vec<String>,
+    pub prepared: Vec<Prepared>,
+}
+
+impl PreparedListings {
+    pub fn len(&self) -> usize {
+        self.prepared.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.prepared.is_empty()
+    }
+}
+
 struct Job {
     model: Arc<LoadedModel>,
-    listings: Vec<Listing>,
+    listings: PreparedListings,
     reasons: usize,
     enqueued_at: Instant,
     reply: oneshot::Sender<Reply>,
@@ -182,7 +195,7 @@ impl Queue {
     pub fn submit(
         &self,
         model: Arc<LoadedModel>,
-        listings: Vec<Listing>,
+        listings: PreparedListings,
         reasons: usize,
     ) -> Result<oneshot::Receiver<Reply>, SubmitError> {
         let (reply, receiver) = oneshot::channel();
@@ -319,11 +332,16 @@ impl Worker {
         for job in &jobs {
             self.metrics.record_queue_wait(started - job.enqueued_at);
         }
-        let mut listings = Vec::with_capacity(jobs.iter().map(|j| j.listings.len()).sum());
+        let total = jobs.iter().map(|j| j.listings.len()).sum();
+        let mut listings = PreparedListings {
+            ids: Vec::with_capacity(total),
+            prepared: Vec::with_capacity(total),
+        };
         let mut parts = Vec::with_capacity(jobs.len());
         for job in jobs {
             let n = job.listings.len();
-            listings.extend(job.listings);
+            listings.ids.extend(job.listings.ids);
+            listings.prepared.extend(job.listings.prepared);
             parts.push((n, job.reasons, job.reply));
         }
         let reasons: Vec<usize> = parts
@@ -334,14 +352,14 @@ impl Worker {
         // A panic inside the model must cost this batch, not the server: without the
         // model thread every later request would fail.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            score_listings(&model.model, &listings, &reasons)
+            score_prepared(&model, listings, &reasons)
         }));
         let outcome = match outcome {
             Ok(Ok(scored)) => Ok(scored),
             Ok(Err(e)) => Err(ScoringError::Model(e)),
             Err(_) => Err(ScoringError::Panicked),
         };
-        self.metrics.record_batch(listings.len(), started.elapsed());
+        self.metrics.record_batch(total, started.elapsed());
         match outcome {
             Ok(scored) => {
                 self.metrics
@@ -354,7 +372,7 @@ impl Worker {
             }
             Err(e) => {
                 self.metrics.record_scoring_failure();
-                tracing::error!(error = %e, listings = listings.len(), "scoring a batch failed");
+                tracing::error!(error = %e, listings = total, "scoring a batch failed");
                 for (_, _, reply) in parts {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -363,44 +381,33 @@ impl Worker {
     }
 }
 
-/// Scores listings in one pass: features, network, calibrated probability and decision,
-/// and `reasons[i]` explanations for listing `i`.
-pub fn score_listings(
-    model: &Model,
-    listings: &[Listing],
+/// Runs the network over prepared listings: calibrated probability and decision, and
+/// `reasons[i]` explanations for listing `i`.
+fn score_prepared(
+    model: &LoadedModel,
+    listings: PreparedListings,
     reasons: &[usize],
 ) -> Result<Vec<ScoredListing>, String> {
-    let features = model.featurize(listings);
-    let refs: Vec<&Features> = features.iter().collect();
-    let scores = model.score_features(&refs).map_err(|e| e.to_string())?;
-    if scores.len() != listings.len() {
+    let assessed = model
+        .model
+        .assess_prepared(&listings.prepared, reasons)
+        .map_err(|e| e.to_string())?;
+    if assessed.len() != listings.len() || listings.ids.len() != listings.len() {
         return Err(format!(
             "model returned {} scores for {} listings",
-            scores.len(),
+            assessed.len(),
             listings.len()
         ));
     }
-    let scored = |(listing, score, top): (&Listing, Score, usize)| ScoredListing {
-        id: listing.id.clone(),
-        probability: score.probability,
-        decision: score.decision,
-        reasons: if top == 0 {
-            Vec::new()
-        } else {
-            model.explain(listing, top)
-        },
-    };
-    let rows: Vec<(&Listing, Score, usize)> = listings
-        .iter()
-        .zip(scores)
-        .zip(reasons.iter().copied().chain(std::iter::repeat(0)))
-        .map(|((listing, score), top)| (listing, score, top))
-        .collect();
-    // Explaining costs about as much as scoring; spread big batches over rayon's pool
-    // like featurising does (small ones are cheaper on this thread).
-    if rows.len() >= PARALLEL_EXPLAIN_MIN {
-        Ok(rows.into_par_iter().map(scored).collect())
-    } else {
-        Ok(rows.into_iter().map(scored).collect())
-    }
+    Ok(listings
+        .ids
+        .into_iter()
+        .zip(assessed)
+        .map(|(id, a)| ScoredListing {
+            id,
+            probability: a.score.probability,
+            decision: a.score.decision,
+            reasons: a.reasons,
+        })
+        .collect())
 }
