@@ -192,6 +192,51 @@ pub fn standard_tokenizer() -> Tokenizer {
     tokenizer
 }
 
+/// Whether two tokenizers normalise and pre-tokenise alike (same JSON definitions).
+fn same_pipeline(a: &Tokenizer, b: &Tokenizer) -> bool {
+    let definition = |t: &Tokenizer| {
+        (
+            serde_json::to_value(t.get_normalizer()).ok(),
+            serde_json::to_value(t.get_pre_tokenizer()).ok(),
+        )
+    };
+    let (a, b) = (definition(a), definition(b));
+    a.0.is_some() && a.1.is_some() && a == b
+}
+
+/// What [`standard_tokenizer`] makes of ASCII text, computed directly. On ASCII the
+/// compatibility decomposition and accent stripping change nothing and lower-casing is
+/// ASCII lower-casing; the pre-tokenizer splits at white space (dropping it) and isolates
+/// each punctuation character. The `tokenizers` pipeline pays for byte alignments that this
+/// text does not need, and about half of all listings are plain ASCII. Tests check that
+/// both give the same pieces, on the fixture corpus and on random ASCII.
+fn ascii_standard_pipeline(mut text: String) -> TokenizedText {
+    text.make_ascii_lowercase();
+    let mut pieces = Vec::with_capacity(text.len() / 4);
+    let mut start = None;
+    for (i, b) in text.bytes().enumerate() {
+        // `char::is_whitespace` on ASCII: \t \n \x0B \x0C \r and space.
+        let space = matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
+        if space || b.is_ascii_punctuation() {
+            if let Some(s) = start.take() {
+                pieces.push((s, i));
+            }
+            if !space {
+                pieces.push((i, i + 1));
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if let Some(s) = start {
+        pieces.push((s, text.len()));
+    }
+    TokenizedText::Ascii {
+        lowered: text,
+        pieces,
+    }
+}
+
 /// CJK scripts are written without spaces between words: they get character uni- and bigrams.
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -251,9 +296,22 @@ struct Analyzed<'a> {
 
 /// Several fields run through the tokenizer together.
 struct Tokenized<const N: usize> {
-    pre: Option<PreTokenizedString>,
+    text: TokenizedText,
     /// Byte offset in the joined original text where each field ends.
     ends: [usize; N],
+}
+
+enum TokenizedText {
+    Empty,
+    /// The `tokenizers` pipeline's output.
+    Pipeline(PreTokenizedString),
+    /// ASCII text through the standard pipeline, whose result is known exactly: lower-cased
+    /// text and its pieces as byte ranges (offsets are the original ones: lower-casing
+    /// ASCII keeps every byte in place).
+    Ascii {
+        lowered: String,
+        pieces: Vec<(usize, usize)>,
+    },
 }
 
 impl<const N: usize> Tokenized<N> {
@@ -261,11 +319,19 @@ impl<const N: usize> Tokenized<N> {
     /// letter or digit, CJK runs kept whole).
     fn fields(&self) -> [Analyzed<'_>; N] {
         let mut out: [Analyzed; N] = std::array::from_fn(|_| Analyzed::default());
-        let Some(pre) = &self.pre else {
-            return out;
+        let pieces: Vec<(&str, usize)> = match &self.text {
+            TokenizedText::Empty => return out,
+            TokenizedText::Pipeline(pre) => pre
+                .get_splits(OffsetReferential::Original, OffsetType::Byte)
+                .into_iter()
+                .map(|(piece, (start, _), _)| (piece, start))
+                .collect(),
+            TokenizedText::Ascii { lowered, pieces } => pieces
+                .iter()
+                .map(|&(start, end)| (&lowered[start..end], start))
+                .collect(),
         };
-        for (piece, (start, _), _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte)
-        {
+        for (piece, start) in pieces {
             let field = self
                 .ends
                 .iter()
@@ -378,6 +444,9 @@ pub struct Featurizer {
     references: ReferencePrices,
     /// Normalised words of every known brand, computed once.
     brand_words: HashMap<String, Vec<String>>,
+    /// Whether the tokenizer is [`standard_tokenizer`], so ASCII text may take the exact
+    /// shortcut of [`ascii_standard_pipeline`].
+    standard_pipeline: bool,
 }
 
 impl Featurizer {
@@ -403,11 +472,13 @@ impl Featurizer {
                 "tokenizer.json must define a normalizer and a pre-tokenizer".into(),
             ));
         }
+        let standard_pipeline = same_pipeline(&tokenizer, &standard_tokenizer());
         let mut featurizer = Featurizer {
             config,
             tokenizer,
             references,
             brand_words: HashMap::new(),
+            standard_pipeline,
         };
         featurizer.brand_words = featurizer.known_brand_words();
         Ok(featurizer)
@@ -444,8 +515,26 @@ impl Featurizer {
             ends[i] = joined.len();
         }
         if joined.is_empty() {
-            return Tokenized { pre: None, ends };
+            return Tokenized {
+                text: TokenizedText::Empty,
+                ends,
+            };
         }
+        if self.standard_pipeline && joined.is_ascii() {
+            return Tokenized {
+                text: ascii_standard_pipeline(joined),
+                ends,
+            };
+        }
+        self.tokenize_with_pipeline(joined, ends)
+    }
+
+    /// The `tokenizers` pipeline itself, for any text.
+    fn tokenize_with_pipeline<const N: usize>(
+        &self,
+        joined: String,
+        ends: [usize; N],
+    ) -> Tokenized<N> {
         let mut normalized = NormalizedString::from(joined);
         if let Some(normalizer) = self.tokenizer.get_normalizer() {
             // The normalizers used here never fail; on an exotic tokenizer.json that does,
@@ -457,7 +546,7 @@ impl Featurizer {
             let _ = pre_tokenizer.pre_tokenize(&mut pre);
         }
         Tokenized {
-            pre: Some(pre),
+            text: TokenizedText::Pipeline(pre),
             ends,
         }
     }
@@ -722,6 +811,7 @@ mod tests {
     use super::*;
     use crate::currency::CurrencyRates;
     use crate::listing::{FieldLimits, RawListing, RawPrice};
+    use rand::{Rng, SeedableRng};
 
     fn featurizer() -> Featurizer {
         let plain = Featurizer::new(
@@ -890,7 +980,111 @@ mod tests {
         let a =
             Featurizer::new(FeatureConfig::default(), standard_tokenizer(), refs.clone()).unwrap();
         let b = Featurizer::new(FeatureConfig::default(), loaded, refs).unwrap();
+        assert!(
+            b.standard_pipeline,
+            "a saved standard tokenizer keeps the ASCII shortcut"
+        );
         let l = listing("Ｌｏｕｉｓ Vuitton 手袋", "", "", None);
         assert_eq!(a.featurize(&l), b.featurize(&l));
+    }
+
+    /// Pieces per field, as owned strings, from either path.
+    fn pieces<const N: usize>(t: &Tokenized<N>) -> Vec<(Vec<String>, Vec<String>)> {
+        t.fields()
+            .iter()
+            .map(|a| {
+                (
+                    a.units.iter().map(|u| u.text().to_string()).collect(),
+                    a.words.iter().map(|w| w.to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn assert_ascii_shortcut_is_exact(f: &Featurizer, fields: [&str; 2]) {
+        let fast = f.tokenize(fields);
+        assert!(
+            matches!(
+                fast.text,
+                TokenizedText::Ascii { .. } | TokenizedText::Empty
+            ),
+            "{fields:?} took the pipeline"
+        );
+        let mut joined = String::new();
+        let mut ends = [0; 2];
+        for (i, field) in fields.iter().enumerate() {
+            if !field.is_empty() {
+                if !joined.is_empty() {
+                    joined.push('\n');
+                }
+                joined.push_str(field);
+            }
+            ends[i] = joined.len();
+        }
+        if joined.is_empty() {
+            return;
+        }
+        let slow = f.tokenize_with_pipeline(joined, ends);
+        assert_eq!(pieces(&fast), pieces(&slow), "{fields:?}");
+    }
+
+    #[test]
+    fn ascii_shortcut_matches_the_tokenizers_pipeline() {
+        let f = featurizer();
+        assert!(f.standard_pipeline);
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tiny-listings.csv"
+        );
+        let mut reader = csv::Reader::from_path(fixture).unwrap();
+        let mut checked = 0;
+        for record in reader.records() {
+            let record = record.unwrap();
+            let (title, description) = (&record[1], &record[2]);
+            if title.is_ascii() && description.is_ascii() {
+                assert_ascii_shortcut_is_exact(&f, [title, description]);
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} ASCII rows in the fixture");
+        // Every ASCII character, in random mixes with runs of spaces and punctuation.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let alphabet: Vec<char> = (0u8..128)
+            .map(char::from)
+            .chain("  aZ9-.".chars())
+            .collect();
+        for _ in 0..2000 {
+            let mut text = |max: usize| -> String {
+                let len = rng.random_range(0..max);
+                (0..len)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect()
+            };
+            let (title, description) = (text(40), text(80));
+            assert_ascii_shortcut_is_exact(&f, [&title, &description]);
+        }
+    }
+
+    #[test]
+    fn other_tokenizers_always_take_the_pipeline() {
+        let mut cased = standard_tokenizer();
+        let normalizer = NormalizerSequence::new(vec![NFKD.into(), StripAccents.into()]);
+        let _ = cased.with_normalizer(Some(normalizer));
+        let f = Featurizer::new(FeatureConfig::default(), cased, ReferencePrices::empty()).unwrap();
+        assert!(!f.standard_pipeline);
+        let tokenized = f.tokenize(["GUCCI Bag", ""]);
+        assert!(matches!(tokenized.text, TokenizedText::Pipeline(_)));
+        let [title, _] = tokenized.fields();
+        assert_eq!(
+            title.words,
+            vec!["GUCCI", "Bag"],
+            "no lower-casing in this pipeline"
+        );
+        // Non-ASCII text takes the pipeline with the standard tokenizer too.
+        let standard = featurizer();
+        assert!(matches!(
+            standard.tokenize(["Guccì", ""]).text,
+            TokenizedText::Pipeline(_)
+        ));
     }
 }
