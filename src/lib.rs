@@ -19,4 +19,5 @@ pub mod reporting;
 pub mod score;
 pub mod server;
 pub mod telemetry;
+pub mod threads;
 pub mod train;

@@ -448,7 +448,8 @@ fn assessing_in_one_pass_matches_scoring_and_explaining() {
     ]
     .into_iter()
     .cycle()
-    .take(40)
+    // Enough for the parallel path of big batches too.
+    .take(300)
     .map(|(title, brand, category, price)| {
         RawListing {
             title: Some(title.into()),

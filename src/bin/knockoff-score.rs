@@ -56,12 +56,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.log_format);
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build_global()
-            .context("--threads")?;
-    }
+    knockoff::threads::set_worker_threads(args.threads);
     let mut model = Model::load(&args.model)
         .with_context(|| format!("loading model {}", args.model.display()))?;
     let current = model.thresholds();

@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    knockoff::threads::set_worker_threads(None);
     telemetry::init(cli.log_format);
     let config = match cli.into_config() {
         Ok(config) => config,

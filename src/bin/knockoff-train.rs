@@ -96,6 +96,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    knockoff::threads::set_worker_threads(None);
     telemetry::init(args.log_format);
     if !(0.0..=1.0).contains(&args.holdout_brand_share) {
         anyhow::bail!("--holdout-brand-share must be between 0 and 1");

@@ -111,6 +111,9 @@ impl std::fmt::Debug for Featurizer {
 const PARALLEL_MIN: usize = 64;
 /// The same for batches that are also explained (several times the work per listing).
 const PARALLEL_EXPLAINED_MIN: usize = 8;
+/// Batches at least this large get their reasons worked out on all cores. Above the
+/// server's usual queue batches (tens of listings), where spreading costs more than it saves.
+const PARALLEL_REASONS_MIN: usize = 256;
 /// No listing gets more reasons than this: past it they are noise to a reviewer.
 pub const MAX_REASONS: usize = 20;
 
@@ -239,25 +242,38 @@ impl Model {
         let mut inputs = vec![0f32; prepared.len() * width];
         // Each listing's reasons are worked out right after its input row, while the
         // embedding rows they read again are still in cache.
-        let reasons: Vec<Vec<Reason>> = prepared
-            .iter()
-            .zip(inputs.chunks_mut(width))
-            .enumerate()
-            .map(|(i, (item, input))| {
-                Network::input_row(
-                    &self.network.table,
-                    &self.network.scaler,
-                    item.features(),
-                    input,
-                );
-                match item {
-                    Prepared::Plain(_) => Vec::new(),
-                    Prepared::Explained(explained) => {
-                        self.reasons(explained, input, reasons.get(i).copied().unwrap_or(0))
-                    }
+        let row = |(i, (item, input)): (usize, (&Prepared, &mut [f32]))| -> Vec<Reason> {
+            Network::input_row(
+                &self.network.table,
+                &self.network.scaler,
+                item.features(),
+                input,
+            );
+            match item {
+                Prepared::Plain(_) => Vec::new(),
+                Prepared::Explained(explained) => {
+                    self.reasons(explained, input, reasons.get(i).copied().unwrap_or(0))
                 }
-            })
-            .collect();
+            }
+        };
+        let explaining = reasons.iter().any(|&r| r > 0);
+        // Reasons cost several times the network: a large explained batch (one big
+        // request) is worth spreading over the cores; the queue's small ones are not.
+        let reasons: Vec<Vec<Reason>> = if explaining && prepared.len() >= PARALLEL_REASONS_MIN {
+            prepared
+                .par_iter()
+                .zip(inputs.par_chunks_mut(width))
+                .enumerate()
+                .map(row)
+                .collect()
+        } else {
+            prepared
+                .iter()
+                .zip(inputs.chunks_mut(width))
+                .enumerate()
+                .map(row)
+                .collect()
+        };
         let logits = self.network.logits_from_inputs(&inputs, prepared.len())?;
         Ok(logits
             .into_iter()
