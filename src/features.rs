@@ -192,6 +192,22 @@ pub fn standard_tokenizer() -> Tokenizer {
     tokenizer
 }
 
+/// The non-empty fields joined by line breaks, and the byte offset where each field ends.
+fn join_fields<const N: usize>(fields: [&str; N]) -> (String, [usize; N]) {
+    let mut joined = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
+    let mut ends = [0usize; N];
+    for (i, field) in fields.iter().enumerate() {
+        if !field.is_empty() {
+            if !joined.is_empty() {
+                joined.push('\n');
+            }
+            joined.push_str(field);
+        }
+        ends[i] = joined.len();
+    }
+    (joined, ends)
+}
+
 /// Whether two tokenizers normalise and pre-tokenise alike (same JSON definitions).
 fn same_pipeline(a: &Tokenizer, b: &Tokenizer) -> bool {
     let definition = |t: &Tokenizer| {
@@ -503,17 +519,7 @@ impl Featurizer {
     /// Runs the tokenizer once over several fields (joined by line breaks). One call instead
     /// of one per field: the tokenizer's per-call set-up is most of the cost on short texts.
     fn tokenize<const N: usize>(&self, fields: [&str; N]) -> Tokenized<N> {
-        let mut joined = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
-        let mut ends = [0usize; N];
-        for (i, field) in fields.iter().enumerate() {
-            if !field.is_empty() {
-                if !joined.is_empty() {
-                    joined.push('\n');
-                }
-                joined.push_str(field);
-            }
-            ends[i] = joined.len();
-        }
+        let (joined, ends) = join_fields(fields);
         if joined.is_empty() {
             return Tokenized {
                 text: TokenizedText::Empty,
@@ -1010,17 +1016,7 @@ mod tests {
             ),
             "{fields:?} took the pipeline"
         );
-        let mut joined = String::new();
-        let mut ends = [0; 2];
-        for (i, field) in fields.iter().enumerate() {
-            if !field.is_empty() {
-                if !joined.is_empty() {
-                    joined.push('\n');
-                }
-                joined.push_str(field);
-            }
-            ends[i] = joined.len();
-        }
+        let (joined, ends) = join_fields(fields);
         if joined.is_empty() {
             return;
         }
