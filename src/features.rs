@@ -709,7 +709,9 @@ impl Featurizer {
         &self,
         listing: &Listing,
         terms: Option<&mut Terms>,
-    ) -> (Features, PriceKey, Reference<'static>, Option<f64>) {
+    ) -> (Features, Reference<'static>, String, Option<f64>) {
+        // Only explanations show the product phrase; plain scoring skips copying it.
+        let explaining = terms.is_some();
         let mut ids = Vec::with_capacity(192);
         let mut emitter = Emitter {
             config: &self.config,
@@ -748,6 +750,11 @@ impl Featurizer {
         let key = Self::price_key_from(&title.words, &brand_words, brand, category);
         let reference = self.references.lookup(&key);
         let (level, stat) = (reference.level, reference.stat);
+        let phrase = if explaining {
+            reference.phrase.to_string()
+        } else {
+            String::new()
+        };
         let group_reference = self.references.lookup_group(&key.brand, &key.category);
         let base_price = listing
             .price
@@ -776,13 +783,13 @@ impl Featurizer {
         dense[LEVEL_INDEX + level_index] = 1.0;
         dense[BRAND_MISSING_INDEX] = f32::from(key.brand.is_empty());
         dense[BRAND_IN_TITLE_INDEX] = f32::from(named);
-        // The phrase borrows from the key; callers that want it copy it from the key.
+        // The phrase borrowed from the key, which ends here: it is returned as a copy.
         let reference = Reference {
             level,
             stat,
             phrase: "",
         };
-        (Features { ids, dense }, key, reference, base_price)
+        (Features { ids, dense }, reference, phrase, base_price)
     }
 
     pub fn featurize(&self, listing: &Listing) -> Features {
@@ -792,10 +799,8 @@ impl Featurizer {
     /// Like [`Featurizer::featurize`], also returning what each id stands for.
     pub fn explain(&self, listing: &Listing) -> ExplainedFeatures {
         let mut terms = Terms::default();
-        let (features, key, reference, base_price) =
+        let (features, reference, phrase, base_price) =
             self.build_with_price(listing, Some(&mut terms));
-        // Found again to borrow its phrase: cheap, and only when reasons are asked for.
-        let phrase = self.references.lookup(&key).phrase.to_string();
         ExplainedFeatures {
             features,
             terms,
