@@ -162,6 +162,17 @@ impl Terms {
         });
     }
 
+    /// Records `id` as shown with the same text as the term before it.
+    fn push_shown_as_previous(&mut self, id: u32, kind: TermKind) {
+        let (start, end) = self.spans.last().map_or((0, 0), |last| (last.start, last.end));
+        self.spans.push(TermSpan {
+            id,
+            kind,
+            start,
+            end,
+        });
+    }
+
     /// `(id, kind, text)` in the order the ids were emitted.
     pub fn iter(&self) -> impl Iterator<Item = (u32, TermKind, &str)> + '_ {
         self.spans
@@ -394,15 +405,31 @@ impl Emitter<'_> {
     /// Emits `term`, recording `shown` as what it stands for (a character n-gram is shown
     /// as the word it came from: "er>" means nothing to a reviewer).
     fn emit_shown_as(&mut self, kind: TermKind, term: &str, shown: &str) {
+        if let Some(id) = self.emit_id(kind, term) {
+            if let Some(terms) = self.terms.as_deref_mut() {
+                terms.push(id, kind, shown);
+            }
+        }
+    }
+
+    /// Emits `term`, shown as whatever the previously emitted term was shown as.
+    fn emit_shown_as_previous(&mut self, kind: TermKind, term: &str) {
+        if let Some(id) = self.emit_id(kind, term) {
+            if let Some(terms) = self.terms.as_deref_mut() {
+                terms.push_shown_as_previous(id, kind);
+            }
+        }
+    }
+
+    /// Adds the id of `term` to the features; `None` once the listing has `max_ids`.
+    fn emit_id(&mut self, kind: TermKind, term: &str) -> Option<u32> {
         if self.ids.len() >= self.config.max_ids {
-            return;
+            return None;
         }
         let hash = xxh3_64_with_seed(term.as_bytes(), self.config.hash_seed ^ kind.namespace());
         let id = (hash & u64::from(self.config.buckets - 1)) as u32;
         self.ids.push(id);
-        if let Some(terms) = self.terms.as_deref_mut() {
-            terms.push(id, kind, shown);
-        }
+        Some(id)
     }
 
     /// Emits the text in the buffer (filled by `fill`), shown as itself.
@@ -444,7 +471,11 @@ impl Emitter<'_> {
             }
             for start in 0..=(chars - n) {
                 let gram = &buffer[bounds[start]..bounds[start + n]];
-                self.emit_shown_as(TermKind::TitleCharGram, gram, word);
+                if n == min && start == 0 {
+                    self.emit_shown_as(TermKind::TitleCharGram, gram, word);
+                } else {
+                    self.emit_shown_as_previous(TermKind::TitleCharGram, gram);
+                }
             }
         }
         self.buffer = buffer;
@@ -913,6 +944,22 @@ mod tests {
         let a = grams("rolex");
         let b = grams("rollex");
         assert!(a.intersection(&b).count() >= 4, "{a:?} vs {b:?}");
+    }
+
+    #[test]
+    fn each_words_n_grams_are_shown_as_that_word() {
+        let f = featurizer();
+        let explained = f.explain(&listing("rolex watch", "", "", None));
+        let mut shown_as = std::collections::HashMap::new();
+        for (_, kind, shown) in explained.terms.iter() {
+            if kind == TermKind::TitleCharGram {
+                *shown_as.entry(shown).or_insert(0) += 1;
+            }
+        }
+        // "<rolex>" has 5 + 4 + 3 grams of 3..=5 characters, "<watch>" the same.
+        assert_eq!(shown_as.get("rolex"), Some(&12), "{shown_as:?}");
+        assert_eq!(shown_as.get("watch"), Some(&12), "{shown_as:?}");
+        assert_eq!(shown_as.len(), 2, "{shown_as:?}");
     }
 
     #[test]

@@ -433,6 +433,10 @@ fn reasons_are_ranked_worded_and_bounded() {
         "{all:?}"
     );
     assert!(all.iter().any(|r| r.text.contains("\"rolex\"")), "{all:?}");
+    let mut texts: Vec<&str> = all.iter().map(|r| r.text.as_str()).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    assert_eq!(texts.len(), all.len(), "a term is one reason: {all:?}");
 }
 
 /// The one-pass path (features once, reasons from the scoring input) agrees with scoring

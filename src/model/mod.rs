@@ -14,8 +14,9 @@ use crate::listing::{FieldLimits, Listing};
 use crate::metrics::PlattCalibration;
 use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
-use network::{Network, NetworkConfig};
+use network::{dot, Network, NetworkConfig};
 use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_64;
 use serde::{Deserialize, Serialize};
 
 pub use artifact::ArtifactError;
@@ -308,20 +309,17 @@ impl Model {
     /// Attribution is gradient × input at the listing's own input, which is exact per linear
     /// piece of the ReLU network: each n-gram contributes its share of the mean embedding.
     fn reasons(&self, explained: &ExplainedFeatures, input: &[f32], top: usize) -> Vec<Reason> {
-        let dim = self.network.config.embedding_dim;
-        let gradient = self
-            .network
-            .mlp
-            .input_gradient(ndarray::ArrayView1::from(input));
-        let gradient = gradient.as_slice().unwrap_or(&[]);
-        if gradient.len() != input.len() {
+        if top == 0 {
             return Vec::new();
         }
+        let dim = self.network.config.embedding_dim;
+        let gradient = self.network.mlp.input_gradient(input);
         let n = explained.features.ids.len().max(1) as f32;
 
         // A word's character n-grams and the word itself are one reason for a reviewer,
-        // and a repeated term is one reason: add their pushes up.
-        let mut pushes: Vec<(TermKind, &str, f32)> = Vec::with_capacity(explained.terms.len());
+        // and a repeated term is one reason: add their pushes up. Each entry carries a hash
+        // of its text so that grouping equal terms compares integers, not strings.
+        let mut pushes: Vec<(u64, TermKind, &str, f32)> = Vec::with_capacity(64);
         for (id, kind, term) in explained.terms.iter() {
             let row = self.network.table.row(id as usize);
             let push = match row.as_slice() {
@@ -336,15 +334,17 @@ impl Model {
             // A word's n-grams follow it and share its text in the arena: merging them
             // here leaves far fewer entries for the sort below.
             match pushes.last_mut() {
-                Some(last) if last.0 == kind && std::ptr::eq(last.1, term) => last.2 += push,
-                _ => pushes.push((kind, term, push)),
+                Some(last) if last.1 == kind && std::ptr::eq(last.2, term) => last.3 += push,
+                _ => pushes.push((xxh3_64(term.as_bytes()), kind, term, push)),
             }
         }
-        pushes.sort_unstable_by(|a, b| (a.0 as u8, a.1).cmp(&(b.0 as u8, b.1)));
+        // Equal hashes fall back to comparing kind and text, so a collision never merges
+        // two different terms.
+        pushes.sort_unstable_by(|a, b| (a.0, a.1 as u8, a.2).cmp(&(b.0, b.1 as u8, b.2)));
         pushes.dedup_by(|later, kept| {
-            let same = later.0 == kept.0 && later.1 == kept.1;
+            let same = later.1 == kept.1 && later.2 == kept.2;
             if same {
-                kept.2 += later.2;
+                kept.3 += later.3;
             }
             same
         });
@@ -356,7 +356,7 @@ impl Model {
         }
         let mut candidates: Vec<(f32, Source)> = pushes
             .into_iter()
-            .map(|(kind, term, weight)| (weight, Source::Term(kind, term)))
+            .map(|(_, kind, term, weight)| (weight, Source::Term(kind, term)))
             .collect();
         for (k, name) in DENSE_FEATURES.iter().enumerate() {
             let describable =
@@ -366,11 +366,25 @@ impl Model {
             }
         }
         candidates.retain(|(w, _)| w.is_finite() && w.abs() > 1e-4);
-        candidates.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-        candidates
+        // Strongest first; equally strong ones in text order, so the answer never depends
+        // on how the selection below happened to partition them.
+        let mut ranked: Vec<(f32, usize, Source)> = candidates
             .into_iter()
-            .take(top.min(MAX_REASONS))
-            .map(|(weight, source)| Reason {
+            .enumerate()
+            .map(|(i, (w, source))| (w, i, source))
+            .collect();
+        let stronger = |a: &(f32, usize, Source), b: &(f32, usize, Source)| {
+            b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(&b.1))
+        };
+        let top = top.min(MAX_REASONS);
+        if ranked.len() > top {
+            ranked.select_nth_unstable_by(top, stronger);
+            ranked.truncate(top);
+        }
+        ranked.sort_unstable_by(stronger);
+        ranked
+            .into_iter()
+            .map(|(weight, _, source)| Reason {
                 text: match source {
                     Source::Term(kind, term) => describe_term(kind, term),
                     Source::Dense(k) if k == LOG_RATIO_INDEX => {
@@ -385,26 +399,6 @@ impl Model {
             })
             .collect()
     }
-}
-
-/// Dot product of two equally long slices.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent sums: a single running sum is a dependency chain the compiler
-    // may not reorder (float addition is not associative), so it would not vectorise.
-    let mut lanes = [0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
 fn describe_term(kind: TermKind, term: &str) -> String {
@@ -454,20 +448,5 @@ fn describe_dense(name: &str, value: f32) -> Option<String> {
         "brand_in_title" if on => Some("the selected brand is named in the title".into()),
         "reference_global" if on => Some("brand and category are unfamiliar to the model".into()),
         _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dot;
-
-    #[test]
-    fn dot_matches_the_plain_sum_at_any_length() {
-        for len in [0, 1, 7, 8, 9, 32, 43] {
-            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
-            let b: Vec<f32> = (0..len).map(|i| 1.0 / (i as f32 + 1.0)).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
-        }
     }
 }

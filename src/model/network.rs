@@ -4,7 +4,7 @@
 use crate::features::{Features, DENSE_LEN};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::Linear;
-use ndarray::{Array1, Array2, ArrayView1};
+use ndarray::{Array1, Array2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -124,10 +124,32 @@ impl Mlp {
     }
 
     /// d logit / d input at `input`: exact for a ReLU network (it is piecewise linear).
-    pub fn input_gradient(&self, input: ArrayView1<f32>) -> Array1<f32> {
-        let pre = self.hidden_weight.dot(&input) + &self.hidden_bias;
-        let active = pre.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 }) * &self.output_weight;
-        self.hidden_weight.t().dot(&active)
+    ///
+    /// Only the hidden units the input switches on contribute, so their weight rows are
+    /// added up directly, row by contiguous row.
+    pub fn input_gradient(&self, input: &[f32]) -> Vec<f32> {
+        let width = self.hidden_weight.ncols();
+        let mut gradient = vec![0f32; width];
+        if input.len() != width {
+            return gradient;
+        }
+        for ((row, bias), out) in self
+            .hidden_weight
+            .rows()
+            .into_iter()
+            .zip(&self.hidden_bias)
+            .zip(&self.output_weight)
+        {
+            let Some(row) = row.to_slice() else {
+                continue;
+            };
+            if dot(row, input) + bias > 0.0 {
+                for (g, w) in gradient.iter_mut().zip(row) {
+                    *g += out * w;
+                }
+            }
+        }
+        gradient
     }
 }
 
@@ -246,6 +268,26 @@ impl Network {
     }
 }
 
+/// Dot product of two equally long slices.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent sums: a single running sum is a dependency chain the compiler
+    // may not reorder (float addition is not associative), so it would not vectorise.
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +344,7 @@ mod tests {
                 .to_vec1::<f32>()
                 .unwrap()[0]
         };
-        let grad = net.mlp.input_gradient(ArrayView1::from(&x));
+        let grad = net.mlp.input_gradient(&x);
         for k in 0..x.len() {
             let mut xp = x.clone();
             xp[k] += 1e-3;
@@ -312,6 +354,16 @@ mod tests {
                 "k={k}: {numeric} vs {}",
                 grad[k]
             );
+        }
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum_at_any_length() {
+        for len in [0, 1, 7, 8, 9, 32, 43] {
+            let a: Vec<f32> = (0..len).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let b: Vec<f32> = (0..len).map(|i| 1.0 / (i as f32 + 1.0)).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-4, "len {len}");
         }
     }
 

@@ -82,8 +82,70 @@ pub struct ReloadRequest {
 
 /// Splits a `/v1/score` body into raw listings, and tells whether it was a batch.
 fn parse_score_body(body: &[u8], max: usize) -> Result<(Vec<RawListing>, bool), ServerError> {
-    // Parse to a tree first: the shape (one listing or a batch) decides how to read it, and
-    // each listing can then be read on its own so errors name its index.
+    match read_well_formed(body, max) {
+        Some(parsed) => Ok(parsed),
+        None => read_naming_errors(body, max),
+    }
+}
+
+/// The common case, a well-formed body, read straight into listings without building a
+/// JSON tree first. `None` means something is off: [`read_naming_errors`] then finds and
+/// names it (or accepts the body after all), so both readers give the same answers.
+fn read_well_formed(body: &[u8], max: usize) -> Option<(Vec<RawListing>, bool)> {
+    /// Only the top-level `listings` key matters here; every other key is skipped unread.
+    #[derive(Deserialize)]
+    struct Shape {
+        #[serde(default, deserialize_with = "present")]
+        listings: Option<Vec<ObjectListing>>,
+    }
+    /// A listing that must be a JSON object (serde would also take a positional array).
+    struct ObjectListing(RawListing);
+    impl<'de> Deserialize<'de> for ObjectListing {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = ObjectListing;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a listing object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    map: A,
+                ) -> Result<Self::Value, A::Error> {
+                    RawListing::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                        .map(ObjectListing)
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    /// A present key is `Some` even when its value is `null`, which is then refused.
+    fn present<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<ObjectListing>>, D::Error> {
+        Vec::deserialize(d).map(Some)
+    }
+
+    // serde reads a struct from an array too; only an object is a listing or a batch.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let shape: Shape = serde_json::from_slice(body).ok()?;
+    match shape.listings {
+        None => {
+            let listing: ObjectListing = serde_json::from_slice(body).ok()?;
+            Some((vec![listing.0], false))
+        }
+        Some(items) if !items.is_empty() && items.len() <= max => {
+            Some((items.into_iter().map(|l| l.0).collect(), true))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Reads a `/v1/score` body through a JSON tree: the shape (one listing or a batch) decides
+/// how to read it, and each listing is then read on its own, so errors name its index.
+fn read_naming_errors(body: &[u8], max: usize) -> Result<(Vec<RawListing>, bool), ServerError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| json_error(e, "."))?;
     let Value::Object(mut object) = value else {
         return Err(ServerError::invalid_request(
@@ -309,5 +371,49 @@ mod tests {
         assert_eq!(e.status(), axum::http::StatusCode::UNPROCESSABLE_ENTITY);
         let e = parse_score_body(br#"{"title": "#, 2).unwrap_err();
         assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn the_fast_reader_agrees_with_the_careful_one() {
+        let accepted: [&[u8]; 6] = [
+            br#"{"title": "a", "price": "12.5", "id": 7, "extra": [1, {"x": null}]}"#,
+            br#"  {"listings": [{"title": "a"}, {"title": "b", "price": 3}], "note": "x"}"#,
+            br#"{"title": "a", "brand": null, "price": null}"#,
+            br#"{"listings": [{"title": "a", "unknown": {"deep": [1, 2]}}]}"#,
+            br#"{"title": "\u00e9t\u00e9 \"quoted\""}"#,
+            br#"{"listings": [{}]}"#,
+        ];
+        for body in accepted {
+            let fast = read_well_formed(body, 10);
+            let careful = read_naming_errors(body, 10).ok();
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(body));
+            assert_eq!(fast, careful, "{}", String::from_utf8_lossy(body));
+        }
+        // Whatever the careful reader refuses, the fast one must not accept.
+        let refused: [&[u8]; 10] = [
+            br#"[{"title": "a"}]"#,
+            br#"["id", "title"]"#,
+            br#"{"listings": null, "title": "a"}"#,
+            br#"{"listings": [["id", "title"]]}"#,
+            br#"{"listings": [{"title": "a"}, 7]}"#,
+            br#"{"listings": []}"#,
+            br#"{"listings": [{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}]}"#,
+            br#"{"listings": {"title": "a"}}"#,
+            br#"{"price": true}"#,
+            br#"{"title": "a""#,
+        ];
+        for body in refused {
+            assert!(
+                read_naming_errors(body, 10).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(
+                read_well_formed(body, 10),
+                None,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }
