@@ -164,7 +164,10 @@ impl Terms {
 
     /// Records `id` as shown with the same text as the term before it.
     fn push_shown_as_previous(&mut self, id: u32, kind: TermKind) {
-        let (start, end) = self.spans.last().map_or((0, 0), |last| (last.start, last.end));
+        let (start, end) = self
+            .spans
+            .last()
+            .map_or((0, 0), |last| (last.start, last.end));
         self.spans.push(TermSpan {
             id,
             kind,
@@ -246,22 +249,49 @@ fn ascii_standard_pipeline(mut text: String) -> TokenizedText {
         let space = matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
         if space || b.is_ascii_punctuation() {
             if let Some(s) = start.take() {
-                pieces.push((s, i));
+                pieces.push(Piece::in_place(s, i));
             }
             if !space {
-                pieces.push((i, i + 1));
+                pieces.push(Piece::in_place(i, i + 1));
             }
         } else if start.is_none() {
             start = Some(i);
         }
     }
     if let Some(s) = start {
-        pieces.push((s, text.len()));
+        pieces.push(Piece::in_place(s, text.len()));
     }
-    TokenizedText::Ascii {
-        lowered: text,
-        pieces,
+    TokenizedText::Direct { text, pieces }
+}
+
+/// One ASCII word (no white space in it) through the standard pipeline, appended to `text`:
+/// lower-cased, each punctuation character a piece of its own. `origin` is where the word
+/// starts in the original text.
+fn push_ascii_word(word: &str, origin: usize, text: &mut String, pieces: &mut Vec<Piece>) {
+    let base = text.len();
+    text.push_str(word);
+    text[base..].make_ascii_lowercase();
+    let mut start = None;
+    for (i, b) in word.bytes().enumerate() {
+        if b.is_ascii_punctuation() {
+            if let Some(s) = start.take() {
+                pieces.push(Piece::moved(base + s, base + i, origin + s));
+            }
+            pieces.push(Piece::moved(base + i, base + i + 1, origin + i));
+        } else if start.is_none() {
+            start = Some(i);
+        }
     }
+    if let Some(s) = start {
+        pieces.push(Piece::moved(base + s, base + word.len(), origin + s));
+    }
+}
+
+/// The words of `text` between runs of white space, with their byte offsets.
+fn whitespace_words(text: &str) -> impl Iterator<Item = (usize, &str)> + '_ {
+    text.split(char::is_whitespace)
+        .filter(|word| !word.is_empty())
+        .map(move |word| (word.as_ptr() as usize - text.as_ptr() as usize, word))
 }
 
 /// CJK scripts are written without spaces between words: they get character uni- and bigrams.
@@ -332,13 +362,36 @@ enum TokenizedText {
     Empty,
     /// The `tokenizers` pipeline's output.
     Pipeline(PreTokenizedString),
-    /// ASCII text through the standard pipeline, whose result is known exactly: lower-cased
-    /// text and its pieces as byte ranges (offsets are the original ones: lower-casing
-    /// ASCII keeps every byte in place).
-    Ascii {
-        lowered: String,
-        pieces: Vec<(usize, usize)>,
+    /// The standard pipeline's pieces, laid end to end in `text`: ASCII words computed
+    /// directly, and other words through the `tokenizers` pipeline.
+    Direct {
+        text: String,
+        pieces: Vec<Piece>,
     },
+}
+
+/// A piece of pre-tokenised text: its bytes in [`TokenizedText::Direct`]'s text, and where
+/// it came from in the original text (which decides its field).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Piece {
+    start: usize,
+    end: usize,
+    origin: usize,
+}
+
+impl Piece {
+    /// A piece whose bytes sit where they were in the original (lower-cased ASCII).
+    fn in_place(start: usize, end: usize) -> Piece {
+        Piece {
+            start,
+            end,
+            origin: start,
+        }
+    }
+
+    fn moved(start: usize, end: usize, origin: usize) -> Piece {
+        Piece { start, end, origin }
+    }
 }
 
 impl<const N: usize> Tokenized<N> {
@@ -353,9 +406,9 @@ impl<const N: usize> Tokenized<N> {
                 .into_iter()
                 .map(|(piece, (start, _), _)| (piece, start))
                 .collect(),
-            TokenizedText::Ascii { lowered, pieces } => pieces
+            TokenizedText::Direct { text, pieces } => pieces
                 .iter()
-                .map(|&(start, end)| (&lowered[start..end], start))
+                .map(|p| (&text[p.start..p.end], p.origin))
                 .collect(),
         };
         for (piece, start) in pieces {
@@ -557,22 +610,65 @@ impl Featurizer {
                 ends,
             };
         }
-        if self.standard_pipeline && joined.is_ascii() {
-            return Tokenized {
-                text: ascii_standard_pipeline(joined),
-                ends,
+        if self.standard_pipeline {
+            let text = if joined.is_ascii() {
+                ascii_standard_pipeline(joined)
+            } else {
+                self.mixed_standard_pipeline(&joined)
             };
+            return Tokenized { text, ends };
         }
         self.tokenize_with_pipeline(joined, ends)
     }
 
-    /// The `tokenizers` pipeline itself, for any text.
-    fn tokenize_with_pipeline<const N: usize>(
+    /// The standard pipeline on text that is not all ASCII: its ASCII words go the direct
+    /// way, and each run of other words (with the white space between them) through
+    /// `tokenizers`. Runs are cut only at white space, which every step of the pipeline
+    /// keeps as white space and never looks across (normalisation is per character, and
+    /// combining marks never follow a space), so the pieces are the ones the whole text
+    /// would give. Tests compare the two on the fixture corpus and on random text.
+    fn mixed_standard_pipeline(&self, joined: &str) -> TokenizedText {
+        let mut text = String::with_capacity(joined.len() + 16);
+        let mut pieces = Vec::with_capacity(joined.len() / 4);
+        let mut run: Option<(usize, usize)> = None;
+        for (start, word) in whitespace_words(joined) {
+            if word.is_ascii() {
+                if let Some((s, e)) = run.take() {
+                    self.push_pipeline_run(&joined[s..e], s, &mut text, &mut pieces);
+                }
+                push_ascii_word(word, start, &mut text, &mut pieces);
+            } else {
+                let run_start = run.map_or(start, |(s, _)| s);
+                run = Some((run_start, start + word.len()));
+            }
+        }
+        if let Some((s, e)) = run {
+            self.push_pipeline_run(&joined[s..e], s, &mut text, &mut pieces);
+        }
+        TokenizedText::Direct { text, pieces }
+    }
+
+    /// Runs `run` (which starts at `origin` in the original text) through the `tokenizers`
+    /// pipeline and appends its pieces.
+    fn push_pipeline_run(
         &self,
-        joined: String,
-        ends: [usize; N],
-    ) -> Tokenized<N> {
-        let mut normalized = NormalizedString::from(joined);
+        run: &str,
+        origin: usize,
+        text: &mut String,
+        pieces: &mut Vec<Piece>,
+    ) {
+        let pre = self.pipeline(run.to_string());
+        for (piece, (start, _), _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte)
+        {
+            let base = text.len();
+            text.push_str(piece);
+            pieces.push(Piece::moved(base, text.len(), origin + start));
+        }
+    }
+
+    /// The tokenizer's normaliser and pre-tokenizer over `text`.
+    fn pipeline(&self, text: String) -> PreTokenizedString {
+        let mut normalized = NormalizedString::from(text);
         if let Some(normalizer) = self.tokenizer.get_normalizer() {
             // The normalizers used here never fail; on an exotic tokenizer.json that does,
             // the text is used un-normalised rather than dropped.
@@ -582,8 +678,17 @@ impl Featurizer {
         if let Some(pre_tokenizer) = self.tokenizer.get_pre_tokenizer() {
             let _ = pre_tokenizer.pre_tokenize(&mut pre);
         }
+        pre
+    }
+
+    /// The `tokenizers` pipeline itself, for any text.
+    fn tokenize_with_pipeline<const N: usize>(
+        &self,
+        joined: String,
+        ends: [usize; N],
+    ) -> Tokenized<N> {
         Tokenized {
-            text: TokenizedText::Pipeline(pre),
+            text: TokenizedText::Pipeline(self.pipeline(joined)),
             ends,
         }
     }
@@ -1064,7 +1169,7 @@ mod tests {
         assert!(
             matches!(
                 fast.text,
-                TokenizedText::Ascii { .. } | TokenizedText::Empty
+                TokenizedText::Direct { .. } | TokenizedText::Empty
             ),
             "{fields:?} took the pipeline"
         );
@@ -1128,11 +1233,60 @@ mod tests {
             vec!["GUCCI", "Bag"],
             "no lower-casing in this pipeline"
         );
-        // Non-ASCII text takes the pipeline with the standard tokenizer too.
-        let standard = featurizer();
-        assert!(matches!(
-            standard.tokenize(["Guccì", ""]).text,
-            TokenizedText::Pipeline(_)
-        ));
+    }
+
+    #[test]
+    fn mixed_text_gets_the_pieces_of_the_whole_pipeline() {
+        let f = featurizer();
+        let check = |fields: [&str; 2]| {
+            let (joined, ends) = join_fields(fields);
+            if joined.is_empty() {
+                return;
+            }
+            let fast = f.tokenize(fields);
+            assert!(matches!(fast.text, TokenizedText::Direct { .. }));
+            let slow = f.tokenize_with_pipeline(joined, ends);
+            assert_eq!(pieces(&fast), pieces(&slow), "{fields:?}");
+        };
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tiny-listings.csv"
+        );
+        let mut reader = csv::Reader::from_path(fixture).unwrap();
+        let mut mixed = 0;
+        for record in reader.records() {
+            let record = record.unwrap();
+            check([&record[1], &record[2]]);
+            mixed += usize::from(!(record[1].is_ascii() && record[2].is_ascii()));
+        }
+        assert!(mixed > 50, "only {mixed} non-ASCII rows in the fixture");
+        check(["Guccì bag", "Ｌｏｕｉｓ Vuitton 手袋"]);
+        // Random mixes of ASCII, other white space, CJK, precomposed and combining accents,
+        // compatibility forms (full width, ligatures, circled and squared letters), letters
+        // whose lower case is longer, and punctuation of several scripts.
+        let alphabet: Vec<char> = concat!(
+            "aZ9 -.:/",
+            "\u{a0}\u{3000}\u{2003}\u{1680}\u{85}\u{202f}\t\n",
+            "手袋狗绳米가나ひカ",
+            "éÉñ\u{301}\u{308}\u{327}",
+            "ＬｏＡ１ﬁﬀ⑵㎏①ⅻ",
+            "İΣßǅ",
+            "「」、。！？¿¡–—…€£",
+            "🔥💯✨",
+            "\u{fdfa}\u{200b}"
+        )
+        .chars()
+        .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        for _ in 0..3000 {
+            let mut text = |max: usize| -> String {
+                let len = rng.random_range(0..max);
+                (0..len)
+                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                    .collect()
+            };
+            let (title, description) = (text(30), text(60));
+            check([&title, &description]);
+        }
     }
 }

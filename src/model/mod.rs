@@ -16,8 +16,8 @@ use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
 use network::{dot, Network, NetworkConfig};
 use rayon::prelude::*;
-use xxhash_rust::xxh3::xxh3_64;
 use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
 
 pub use artifact::ArtifactError;
 
