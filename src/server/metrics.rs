@@ -13,7 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -39,6 +39,19 @@ const PROBABILITY_BUCKETS: &[f64] = &[
 pub struct ServerMetrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Series without per-request labels, registered once: recording through a handle
+    /// skips the key lookup that every scored request would otherwise pay several times.
+    fixed: Arc<FixedSeries>,
+}
+
+struct FixedSeries {
+    request_listings: Histogram,
+    queue_depth: Gauge,
+    queue_wait: Histogram,
+    batch_listings: Histogram,
+    batch_duration: Histogram,
+    probability: Histogram,
+    decisions: [Counter; 3],
 }
 
 impl std::fmt::Debug for ServerMetrics {
@@ -79,9 +92,20 @@ impl ServerMetrics {
         });
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
+        let fixed = metrics::with_local_recorder(&recorder, || FixedSeries {
+            request_listings: histogram!("knockoff_request_listings"),
+            queue_depth: gauge!("knockoff_queue_depth"),
+            queue_wait: histogram!("knockoff_queue_wait_seconds"),
+            batch_listings: histogram!("knockoff_batch_listings"),
+            batch_duration: histogram!("knockoff_batch_duration_seconds"),
+            probability: histogram!("knockoff_probability"),
+            decisions: Decision::ALL
+                .map(|d| counter!("knockoff_decisions_total", "decision" => d.as_str())),
+        });
         let metrics = ServerMetrics {
             recorder: Arc::new(recorder),
             handle,
+            fixed: Arc::new(fixed),
         };
         metrics.describe();
         metrics
@@ -182,13 +206,13 @@ impl ServerMetrics {
     }
 
     pub fn record_request_listings(&self, listings: usize) {
-        self.with(|| histogram!("knockoff_request_listings").record(listings as f64));
+        self.fixed.request_listings.record(listings as f64);
     }
 
     /// Queue depth moves by increments, never by `set`: the handler and the model thread
     /// update it concurrently, and a stale `set` could overwrite a newer value for good.
     pub fn queue_depth_changed(&self, delta: f64) {
-        self.with(|| gauge!("knockoff_queue_depth").increment(delta));
+        self.fixed.queue_depth.increment(delta);
     }
 
     pub fn set_queue_capacity(&self, capacity: usize) {
@@ -196,14 +220,12 @@ impl ServerMetrics {
     }
 
     pub fn record_queue_wait(&self, waited: Duration) {
-        self.with(|| histogram!("knockoff_queue_wait_seconds").record(waited.as_secs_f64()));
+        self.fixed.queue_wait.record(waited.as_secs_f64());
     }
 
     pub fn record_batch(&self, listings: usize, elapsed: Duration) {
-        self.with(|| {
-            histogram!("knockoff_batch_listings").record(listings as f64);
-            histogram!("knockoff_batch_duration_seconds").record(elapsed.as_secs_f64());
-        });
+        self.fixed.batch_listings.record(listings as f64);
+        self.fixed.batch_duration.record(elapsed.as_secs_f64());
     }
 
     pub fn record_scoring_failure(&self) {
@@ -211,13 +233,10 @@ impl ServerMetrics {
     }
 
     pub fn record_scores(&self, scores: impl Iterator<Item = (f32, Decision)>) {
-        self.with(|| {
-            let probability = histogram!("knockoff_probability");
-            for (p, decision) in scores {
-                probability.record(f64::from(p));
-                counter!("knockoff_decisions_total", "decision" => decision.as_str()).increment(1);
-            }
-        });
+        for (p, decision) in scores {
+            self.fixed.probability.record(f64::from(p));
+            self.fixed.decisions[decision as usize].increment(1);
+        }
     }
 
     pub fn set_model_info(&self, name: &str, version: &str, value: f64) {
