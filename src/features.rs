@@ -328,6 +328,11 @@ fn deleet(word: &str) -> Option<String> {
     )
 }
 
+/// Words made only of digits (after normalisation, so full-width digits count too).
+fn is_number(word: &str) -> bool {
+    !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Text units after pre-tokenization: words, and single CJK characters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Unit<'a> {
@@ -807,7 +812,13 @@ impl Featurizer {
         for (i, unit) in units.iter().enumerate() {
             match *unit {
                 Unit::Word(word) => {
-                    emitter.emit(word_kind, word);
+                    // A bare number means little on its own and what it means comes from
+                    // its neighbours: the "1" of "1:1" (a replica grade) is not the "1" of
+                    // "1.5 m". It keeps its bigrams and character n-grams but gets no
+                    // word feature, which would learn whichever use is most common.
+                    if !is_number(word) {
+                        emitter.emit(word_kind, word);
+                    }
                     if let Some(plain) = deleet(word) {
                         emitter.emit(word_kind, &plain);
                     }
@@ -1025,6 +1036,47 @@ mod tests {
         assert!(has(&t, TermKind::TitleBigram, "潜航"), "{t:?}");
         assert!(has(&t, TermKind::TitleBigram, "航者"), "{t:?}");
         assert!(has(&t, TermKind::TitleWord, "41mm"), "{t:?}");
+    }
+
+    #[test]
+    fn bare_numbers_count_only_with_their_neighbours() {
+        let f = featurizer();
+        let grade = terms(&f, "Rolex 1:1 ２０２４");
+        for number in ["1", "2024"] {
+            assert!(!has(&grade, TermKind::TitleWord, number), "{grade:?}");
+        }
+        // The replica grade is still seen, as the bigrams around its digits.
+        assert!(has(&grade, TermKind::TitleBigram, "1 :"), "{grade:?}");
+        assert!(has(&grade, TermKind::TitleBigram, ": 1"), "{grade:?}");
+        assert!(has(&grade, TermKind::TitleBigram, "1 2024"), "{grade:?}");
+        assert!(has(&grade, TermKind::TitleWord, "rolex"), "{grade:?}");
+        let leash = terms(&f, "狗绳 1.5米");
+        assert!(!has(&leash, TermKind::TitleWord, "1"), "{leash:?}");
+        assert!(!has(&leash, TermKind::TitleWord, "5"), "{leash:?}");
+        assert!(has(&leash, TermKind::TitleBigram, "1 ."), "{leash:?}");
+        assert!(has(&leash, TermKind::TitleBigram, "5 米"), "{leash:?}");
+        // Words with letters keep their own feature.
+        let sized = terms(&f, "41mm r0lex");
+        assert!(has(&sized, TermKind::TitleWord, "41mm"), "{sized:?}");
+        assert!(has(&sized, TermKind::TitleWord, "r0lex"), "{sized:?}");
+        assert!(has(&sized, TermKind::TitleWord, "rolex"), "{sized:?}");
+        // Descriptions alike.
+        let mut described = listing("watch", "", "", None);
+        described.description = "grade 1:1".into();
+        let described: Vec<_> = f
+            .explain(&described)
+            .terms
+            .iter()
+            .map(|(_, k, t)| (k, t.to_string()))
+            .collect();
+        assert!(
+            !has(&described, TermKind::DescriptionWord, "1"),
+            "{described:?}"
+        );
+        assert!(
+            has(&described, TermKind::DescriptionBigram, "1 :"),
+            "{described:?}"
+        );
     }
 
     #[test]
