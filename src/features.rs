@@ -1216,6 +1216,22 @@ mod tests {
             .collect()
     }
 
+    /// Title and description of every row of the test fixture.
+    fn fixture_texts() -> Vec<(String, String)> {
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tiny-listings.csv"
+        );
+        csv::Reader::from_path(fixture)
+            .unwrap()
+            .records()
+            .map(|record| {
+                let record = record.unwrap();
+                (record[1].to_string(), record[2].to_string())
+            })
+            .collect()
+    }
+
     fn assert_ascii_shortcut_is_exact(f: &Featurizer, fields: [&str; 2]) {
         let fast = f.tokenize(fields);
         assert!(
@@ -1237,17 +1253,10 @@ mod tests {
     fn ascii_shortcut_matches_the_tokenizers_pipeline() {
         let f = featurizer();
         assert!(f.standard_pipeline);
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny-listings.csv"
-        );
-        let mut reader = csv::Reader::from_path(fixture).unwrap();
         let mut checked = 0;
-        for record in reader.records() {
-            let record = record.unwrap();
-            let (title, description) = (&record[1], &record[2]);
+        for (title, description) in fixture_texts() {
             if title.is_ascii() && description.is_ascii() {
-                assert_ascii_shortcut_is_exact(&f, [title, description]);
+                assert_ascii_shortcut_is_exact(&f, [&title, &description]);
                 checked += 1;
             }
         }
@@ -1300,16 +1309,10 @@ mod tests {
             let slow = f.tokenize_with_pipeline(joined, ends);
             assert_eq!(pieces(&fast), pieces(&slow), "{fields:?}");
         };
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tiny-listings.csv"
-        );
-        let mut reader = csv::Reader::from_path(fixture).unwrap();
         let mut mixed = 0;
-        for record in reader.records() {
-            let record = record.unwrap();
-            check([&record[1], &record[2]]);
-            mixed += usize::from(!(record[1].is_ascii() && record[2].is_ascii()));
+        for (title, description) in fixture_texts() {
+            check([&title, &description]);
+            mixed += usize::from(!(title.is_ascii() && description.is_ascii()));
         }
         assert!(mixed > 50, "only {mixed} non-ASCII rows in the fixture");
         check(["Guccì bag", "Ｌｏｕｉｓ Vuitton 手袋"]);
