@@ -234,36 +234,6 @@ fn same_pipeline(a: &Tokenizer, b: &Tokenizer) -> bool {
     a.0.is_some() && a.1.is_some() && a == b
 }
 
-/// What [`standard_tokenizer`] makes of ASCII text, computed directly. On ASCII the
-/// compatibility decomposition and accent stripping change nothing and lower-casing is
-/// ASCII lower-casing; the pre-tokenizer splits at white space (dropping it) and isolates
-/// each punctuation character. The `tokenizers` pipeline pays for byte alignments that this
-/// text does not need, and about half of all listings are plain ASCII. Tests check that
-/// both give the same pieces, on the fixture corpus and on random ASCII.
-fn ascii_standard_pipeline(mut text: String) -> TokenizedText {
-    text.make_ascii_lowercase();
-    let mut pieces = Vec::with_capacity(text.len() / 4);
-    let mut start = None;
-    for (i, b) in text.bytes().enumerate() {
-        // `char::is_whitespace` on ASCII: \t \n \x0B \x0C \r and space.
-        let space = matches!(b, b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | b' ');
-        if space || b.is_ascii_punctuation() {
-            if let Some(s) = start.take() {
-                pieces.push(Piece::in_place(s, i));
-            }
-            if !space {
-                pieces.push(Piece::in_place(i, i + 1));
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
-    }
-    if let Some(s) = start {
-        pieces.push(Piece::in_place(s, text.len()));
-    }
-    TokenizedText::Direct { text, pieces }
-}
-
 /// One ASCII word (no white space in it) through the standard pipeline, appended to `text`:
 /// lower-cased, each punctuation character a piece of its own. `origin` is where the word
 /// starts in the original text.
@@ -385,15 +355,6 @@ struct Piece {
 }
 
 impl Piece {
-    /// A piece whose bytes sit where they were in the original (lower-cased ASCII).
-    fn in_place(start: usize, end: usize) -> Piece {
-        Piece {
-            start,
-            end,
-            origin: start,
-        }
-    }
-
     fn moved(start: usize, end: usize, origin: usize) -> Piece {
         Piece { start, end, origin }
     }
@@ -549,8 +510,8 @@ pub struct Featurizer {
     references: ReferencePrices,
     /// Normalised words of every known brand, computed once.
     brand_words: HashMap<String, Vec<String>>,
-    /// Whether the tokenizer is [`standard_tokenizer`], so ASCII text may take the exact
-    /// shortcut of [`ascii_standard_pipeline`].
+    /// Whether the tokenizer is [`standard_tokenizer`], so ASCII words may take the exact
+    /// shortcut of [`Featurizer::direct_standard_pipeline`].
     standard_pipeline: bool,
 }
 
@@ -616,23 +577,24 @@ impl Featurizer {
             };
         }
         if self.standard_pipeline {
-            let text = if joined.is_ascii() {
-                ascii_standard_pipeline(joined)
-            } else {
-                self.mixed_standard_pipeline(&joined)
+            return Tokenized {
+                text: self.direct_standard_pipeline(&joined),
+                ends,
             };
-            return Tokenized { text, ends };
         }
         self.tokenize_with_pipeline(joined, ends)
     }
 
-    /// The standard pipeline on text that is not all ASCII: its ASCII words go the direct
-    /// way, and each run of other words (with the white space between them) through
-    /// `tokenizers`. Runs are cut only at white space, which every step of the pipeline
-    /// keeps as white space and never looks across (normalisation is per character, and
-    /// combining marks never follow a space), so the pieces are the ones the whole text
-    /// would give. Tests compare the two on the fixture corpus and on random text.
-    fn mixed_standard_pipeline(&self, joined: &str) -> TokenizedText {
+    /// The standard pipeline, with its result computed directly where it is known: on an
+    /// ASCII word, the compatibility decomposition and accent stripping change nothing and
+    /// lower-casing is ASCII lower-casing, so the word is lower-cased and split at
+    /// punctuation without the byte-alignment bookkeeping of `tokenizers` (about half of all
+    /// listings are plain ASCII). Each run of other words (with the white space between
+    /// them) goes through `tokenizers`. Runs are cut only at white space, which every step
+    /// of the pipeline keeps as white space and never looks across (normalisation is per
+    /// character, and combining marks never follow a space), so the pieces are the ones the
+    /// whole text would give. Tests compare the two on the fixture corpus and on random text.
+    fn direct_standard_pipeline(&self, joined: &str) -> TokenizedText {
         let mut text = String::with_capacity(joined.len() + 16);
         let mut pieces = Vec::with_capacity(joined.len() / 4);
         let mut run: Option<(usize, usize)> = None;
