@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    knockoff::threads::set_worker_threads(None);
     let model_dir = std::env::var("KNOCKOFF_MODEL").unwrap_or_else(|_| "models/default".into());
     let input = std::env::var("KNOCKOFF_BENCH_INPUT")
         .unwrap_or_else(|_| "training/data/listings-train.csv.gz".into());
@@ -69,6 +70,14 @@ fn main() -> anyhow::Result<()> {
         model.assess_prepared(chunk, &[3; 512])?;
     }
     let explain_model = started.elapsed().as_secs_f64();
+    // One listing at a time on one thread, as a single-listing request is scored: the
+    // compute floor of one `/v1/score` call, without HTTP, JSON or the queue.
+    let started = Instant::now();
+    for listing in sample {
+        let one = [model.prepare(listing, 3)];
+        std::hint::black_box(model.assess_prepared(&one, &[3])?);
+    }
+    let single_request = started.elapsed().as_secs_f64();
     let m = sample.len() as f64;
     let mean_ids = features.iter().map(|f| f.ids.len()).sum::<usize>() as f64 / n;
     println!(
@@ -90,6 +99,11 @@ fn main() -> anyhow::Result<()> {
         "with reasons {:>9.0} rows/s featurise with terms (all threads), {:.0} rows/s network + 3 reasons (one thread)",
         m / explain_prepare,
         m / explain_model
+    );
+    println!(
+        "one by one   {:>9.0} rows/s featurise with terms + network + 3 reasons, one listing per call (one thread): {:.1} µs each",
+        m / single_request,
+        1e6 * single_request / m
     );
     let out = std::env::temp_dir().join("knockoff-throughput.csv");
     let started = Instant::now();
