@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use tokenizers::normalizers::{Lowercase, Sequence as NormalizerSequence, StripAccents, NFKD};
 use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
@@ -54,6 +55,10 @@ pub struct FeatureConfig {
     pub hash_seed: u64,
     /// Upper bound on ids per listing, so one huge description cannot stall a batch.
     pub max_ids: usize,
+    /// Terms (words, n-grams, brands, ...) found in fewer training listings than this are
+    /// left out of every listing's features (see [`KnownTerms`]); 0 keeps every term.
+    #[serde(default)]
+    pub known_term_min_listings: u8,
 }
 
 impl Default for FeatureConfig {
@@ -64,6 +69,7 @@ impl Default for FeatureConfig {
             char_ngram_max: 5,
             hash_seed: 0x6b6e_6f63_6b6f_6666,
             max_ids: 512,
+            known_term_min_listings: 3,
         }
     }
 }
@@ -94,6 +100,142 @@ impl TermKind {
     fn namespace(self) -> u64 {
         self as u64 + 1
     }
+}
+
+/// Bits of a term's hash that name it in [`KnownTerms`]: 2^24 bits (2 MiB), so that even
+/// with a million known terms an unseen one is taken for a known one only about one time
+/// in sixteen.
+pub const KNOWN_TERM_BITS: u32 = 24;
+
+/// The terms the training data held often enough for the model to have learned them,
+/// learned by [`KnownTermCounter`]. Featurising leaves every other term out: the bucket of
+/// an unseen term holds an untrained random row, or through a hash collision what some
+/// other term learned, and neither says anything about the listing at hand. Terms are kept
+/// by a fingerprint of their hash (bits the bucket index does not use), one bit each.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KnownTerms {
+    bits: Vec<u64>,
+}
+
+impl std::fmt::Debug for KnownTerms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownTerms")
+            .field("terms", &self.len())
+            .finish()
+    }
+}
+
+impl KnownTerms {
+    /// Bytes of [`KnownTerms::to_bytes`].
+    pub const BYTES: usize = 1 << (KNOWN_TERM_BITS - 3);
+
+    fn fingerprint(hash: u64) -> usize {
+        (hash >> (64 - KNOWN_TERM_BITS)) as usize
+    }
+
+    fn contains_hash(&self, hash: u64) -> bool {
+        let f = Self::fingerprint(hash);
+        self.bits[f / 64] & (1 << (f % 64)) != 0
+    }
+
+    /// Known fingerprints (set bits).
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|b| b.count_ones() as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Little-endian bytes, for the weights file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.bits.iter().flat_map(|b| b.to_le_bytes()).collect()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<KnownTerms, FeatureError> {
+        if bytes.len() != Self::BYTES {
+            return Err(FeatureError::Config(format!(
+                "known terms: {} bytes, expected {}",
+                bytes.len(),
+                Self::BYTES
+            )));
+        }
+        let bits = bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(c);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        Ok(KnownTerms { bits })
+    }
+}
+
+/// Counts in how many listings each term occurs, to learn [`KnownTerms`].
+pub struct KnownTermCounter {
+    /// Listing counts by fingerprint, saturating at 255.
+    counts: Vec<u8>,
+    /// Reused for each listing's fingerprints.
+    listing: Vec<u32>,
+}
+
+impl Default for KnownTermCounter {
+    fn default() -> Self {
+        KnownTermCounter {
+            counts: vec![0; 1 << KNOWN_TERM_BITS],
+            listing: Vec::new(),
+        }
+    }
+}
+
+impl KnownTermCounter {
+    /// Counts each distinct term of one listing once, however often the listing repeats it.
+    pub fn add(&mut self, featurizer: &Featurizer, listing: &Listing) {
+        let mut fingerprints = std::mem::take(&mut self.listing);
+        fingerprints.clear();
+        fingerprints.extend(
+            featurizer
+                .build_with_price(listing, None, EmitMode::Fingerprints)
+                .0
+                .ids,
+        );
+        fingerprints.sort_unstable();
+        fingerprints.dedup();
+        for &f in &fingerprints {
+            let count = &mut self.counts[f as usize];
+            *count = count.saturating_add(1);
+        }
+        self.listing = fingerprints;
+    }
+
+    /// Adds another counter's counts (counters of parallel chunks).
+    pub fn merge(mut self, other: KnownTermCounter) -> KnownTermCounter {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a = a.saturating_add(b);
+        }
+        self
+    }
+
+    /// The terms found in at least `min_listings` listings.
+    pub fn known(&self, min_listings: u8) -> KnownTerms {
+        let mut bits = vec![0u64; (1 << KNOWN_TERM_BITS) / 64];
+        for (f, &count) in self.counts.iter().enumerate() {
+            if count >= min_listings.max(1) {
+                bits[f / 64] |= 1 << (f % 64);
+            }
+        }
+        KnownTerms { bits }
+    }
+}
+
+/// What [`Emitter`] collects for each term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmitMode {
+    /// Embedding rows, for the network.
+    Buckets,
+    /// [`KnownTerms`] fingerprints, for learning which terms are known.
+    Fingerprints,
 }
 
 /// Model inputs of one listing.
@@ -409,6 +551,9 @@ impl<const N: usize> Tokenized<N> {
 /// Collects hashed ids, and optionally the terms behind them.
 struct Emitter<'a> {
     config: &'a FeatureConfig,
+    /// Terms outside these are left out; `None` keeps all.
+    known: Option<&'a KnownTerms>,
+    mode: EmitMode,
     ids: &'a mut Vec<u32>,
     terms: Option<&'a mut Terms>,
     /// Reused for bigrams, n-grams and joined keys, so emitting allocates nothing.
@@ -423,12 +568,14 @@ impl Emitter<'_> {
 
     /// Emits `term`, recording `shown` as what it stands for (a character n-gram is shown
     /// as the word it came from: "er>" means nothing to a reviewer).
-    fn emit_shown_as(&mut self, kind: TermKind, term: &str, shown: &str) {
-        if let Some(id) = self.emit_id(kind, term) {
-            if let Some(terms) = self.terms.as_deref_mut() {
-                terms.push(id, kind, shown);
-            }
+    fn emit_shown_as(&mut self, kind: TermKind, term: &str, shown: &str) -> bool {
+        let Some(id) = self.emit_id(kind, term) else {
+            return false;
+        };
+        if let Some(terms) = self.terms.as_deref_mut() {
+            terms.push(id, kind, shown);
         }
+        true
     }
 
     /// Emits `term`, shown as whatever the previously emitted term was shown as.
@@ -440,13 +587,20 @@ impl Emitter<'_> {
         }
     }
 
-    /// Adds the id of `term` to the features; `None` once the listing has `max_ids`.
+    /// Adds the id of `term` to the features; `None` once the listing has `max_ids`, or
+    /// when the term is not a known one.
     fn emit_id(&mut self, kind: TermKind, term: &str) -> Option<u32> {
         if self.ids.len() >= self.config.max_ids {
             return None;
         }
         let hash = xxh3_64_with_seed(term.as_bytes(), self.config.hash_seed ^ kind.namespace());
-        let id = (hash & u64::from(self.config.buckets - 1)) as u32;
+        if self.known.is_some_and(|known| !known.contains_hash(hash)) {
+            return None;
+        }
+        let id = match self.mode {
+            EmitMode::Buckets => (hash & u64::from(self.config.buckets - 1)) as u32,
+            EmitMode::Fingerprints => KnownTerms::fingerprint(hash) as u32,
+        };
         self.ids.push(id);
         Some(id)
     }
@@ -483,6 +637,8 @@ impl Emitter<'_> {
             );
         }
         let chars = bounds.len() - 1;
+        // The first gram kept records the word; the ones after it reuse that record.
+        let mut word_recorded = false;
         for n in min..=max {
             // The whole "<word>" is never a gram: the word itself is emitted already.
             if n >= chars {
@@ -490,10 +646,10 @@ impl Emitter<'_> {
             }
             for start in 0..=(chars - n) {
                 let gram = &buffer[bounds[start]..bounds[start + n]];
-                if n == min && start == 0 {
-                    self.emit_shown_as(TermKind::TitleCharGram, gram, word);
-                } else {
+                if word_recorded {
                     self.emit_shown_as_previous(TermKind::TitleCharGram, gram);
+                } else {
+                    word_recorded = self.emit_shown_as(TermKind::TitleCharGram, gram, word);
                 }
             }
         }
@@ -513,6 +669,8 @@ pub struct Featurizer {
     /// Whether the tokenizer is [`standard_tokenizer`], so ASCII words may take the exact
     /// shortcut of [`Featurizer::direct_standard_pipeline`].
     standard_pipeline: bool,
+    /// Terms outside these are left out; `None` keeps every term.
+    known_terms: Option<Arc<KnownTerms>>,
 }
 
 impl Featurizer {
@@ -545,6 +703,7 @@ impl Featurizer {
             references,
             brand_words: HashMap::new(),
             standard_pipeline,
+            known_terms: None,
         };
         featurizer.brand_words = featurizer.known_brand_words();
         Ok(featurizer)
@@ -722,6 +881,16 @@ impl Featurizer {
         }
     }
 
+    /// The same featurizer keeping only `known` terms (`None`: all of them).
+    pub fn with_known_terms(mut self, known: Option<Arc<KnownTerms>>) -> Featurizer {
+        self.known_terms = known;
+        self
+    }
+
+    pub fn known_terms(&self) -> Option<&KnownTerms> {
+        self.known_terms.as_deref()
+    }
+
     /// The same featurizer with other usual prices (the trainer learns them after keys).
     pub fn with_references(mut self, references: ReferencePrices) -> Featurizer {
         self.references = references;
@@ -810,7 +979,7 @@ impl Featurizer {
     }
 
     fn build(&self, listing: &Listing, terms: Option<&mut Terms>) -> Features {
-        self.build_with_price(listing, terms).0
+        self.build_with_price(listing, terms, EmitMode::Buckets).0
     }
 
     /// Features, and the key and reference their price features came from.
@@ -818,12 +987,19 @@ impl Featurizer {
         &self,
         listing: &Listing,
         terms: Option<&mut Terms>,
+        mode: EmitMode,
     ) -> (Features, Reference<'static>, String, Option<f64>) {
         // Only explanations show the product phrase; plain scoring skips copying it.
         let explaining = terms.is_some();
         let mut ids = Vec::with_capacity(192);
         let mut emitter = Emitter {
             config: &self.config,
+            // Fingerprints are collected to learn which terms are known: all of them.
+            known: match mode {
+                EmitMode::Buckets => self.known_terms.as_deref(),
+                EmitMode::Fingerprints => None,
+            },
+            mode,
             ids: &mut ids,
             terms,
             buffer: String::with_capacity(64),
@@ -909,7 +1085,7 @@ impl Featurizer {
     pub fn explain(&self, listing: &Listing) -> ExplainedFeatures {
         let mut terms = Terms::default();
         let (features, reference, phrase, base_price) =
-            self.build_with_price(listing, Some(&mut terms));
+            self.build_with_price(listing, Some(&mut terms), EmitMode::Buckets);
         ExplainedFeatures {
             features,
             terms,
@@ -1079,6 +1255,77 @@ mod tests {
         assert_eq!(shown_as.get("rolex"), Some(&12), "{shown_as:?}");
         assert_eq!(shown_as.get("watch"), Some(&12), "{shown_as:?}");
         assert_eq!(shown_as.len(), 2, "{shown_as:?}");
+    }
+
+    /// `f` keeping only the terms of at least `min` of `titles`.
+    fn knowing(f: &Featurizer, titles: &[&str], min: u8) -> Featurizer {
+        let mut counter = KnownTermCounter::default();
+        for title in titles {
+            counter.add(f, &listing(title, "", "", None));
+        }
+        f.clone()
+            .with_known_terms(Some(Arc::new(counter.known(min))))
+    }
+
+    #[test]
+    fn unknown_terms_are_left_out() {
+        let f = featurizer();
+        // "mug" is in two listings, "sword" twice in one, "lamp" in none.
+        let known = knowing(&f, &["mug set", "blue mug", "sword sword"], 2);
+        let t = terms(&known, "blue mug lamp sword");
+        assert!(has(&t, TermKind::TitleWord, "mug"), "{t:?}");
+        assert!(!has(&t, TermKind::TitleWord, "blue"), "one listing: {t:?}");
+        assert!(
+            !has(&t, TermKind::TitleWord, "sword"),
+            "counted once per listing: {t:?}"
+        );
+        assert!(!t.iter().any(|(_, text)| text.contains("lamp")), "{t:?}");
+        // The same listing keeps every term without known terms, and loses ids with them.
+        let all = f.featurize(&listing("blue mug lamp sword", "", "", None));
+        let kept = known.featurize(&listing("blue mug lamp sword", "", "", None));
+        assert!(kept.ids.len() < all.ids.len() && !kept.ids.is_empty());
+        assert!(kept.ids.iter().all(|id| all.ids.contains(id)));
+        assert_eq!(
+            kept.dense, all.dense,
+            "price features do not depend on terms"
+        );
+        // A listing of only unknown terms has no ids at all: nothing to go on but price.
+        assert!(known
+            .featurize(&listing("lamp", "", "", None))
+            .ids
+            .is_empty());
+    }
+
+    #[test]
+    fn a_words_kept_n_grams_are_shown_as_that_word_when_its_first_is_unknown() {
+        let f = featurizer();
+        // "sword" teaches "wor", "ord", "rd>", ... but not "<wo", the first gram of "word".
+        let known = knowing(&f, &["big sword", "big sword", "big sword"], 3);
+        let explained = known.explain(&listing("big word", "", "", None));
+        let grams: Vec<&str> = explained
+            .terms
+            .iter()
+            .filter(|(_, kind, _)| *kind == TermKind::TitleCharGram)
+            .map(|(_, _, shown)| shown)
+            .collect();
+        assert!(grams.contains(&"word"), "{grams:?}");
+        assert!(
+            grams.iter().all(|g| *g == "big" || *g == "word"),
+            "{grams:?}"
+        );
+    }
+
+    #[test]
+    fn known_terms_survive_their_bytes_and_refuse_a_wrong_length() {
+        let f = featurizer();
+        let known = knowing(&f, &["mug set", "mug"], 2);
+        let terms = known.known_terms().unwrap();
+        assert!(!terms.is_empty());
+        let bytes = terms.to_bytes();
+        assert_eq!(bytes.len(), KnownTerms::BYTES);
+        assert_eq!(&KnownTerms::from_bytes(&bytes).unwrap(), terms);
+        let e = KnownTerms::from_bytes(&bytes[1..]).unwrap_err();
+        assert!(e.to_string().contains("bytes"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use crate::currency::CurrencyRates;
 use crate::decision::Thresholds;
-use crate::features::{standard_tokenizer, FeatureConfig, Features, Featurizer};
+use crate::features::{
+    standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
+};
 use crate::listing::{FieldLimits, Listing};
 use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
@@ -24,6 +26,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -338,6 +341,14 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     let featurizer = featurizer.with_references(
         ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary),
     );
+    let featurizer = match options.features.known_term_min_listings {
+        0 => featurizer,
+        min_listings => {
+            let known = learn_known_terms(&featurizer, &fit_rows, min_listings);
+            tracing::info!(terms = known.len(), min_listings, "learned the known terms");
+            featurizer.with_known_terms(Some(Arc::new(known)))
+        }
+    };
 
     let featurize_started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -667,6 +678,23 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         valid_labels,
         valid_rows,
     })
+}
+
+/// The terms of at least `min_listings` training listings, counted on all cores (one
+/// counter per core: each is 16 MiB).
+fn learn_known_terms(featurizer: &Featurizer, rows: &[Row], min_listings: u8) -> KnownTerms {
+    let chunk = rows.len().div_ceil(rayon::current_num_threads()).max(1);
+    rows.par_chunks(chunk)
+        .map(|chunk| {
+            let mut counter = KnownTermCounter::default();
+            for row in chunk {
+                counter.add(featurizer, &row.listing);
+            }
+            counter
+        })
+        .reduce_with(KnownTermCounter::merge)
+        .unwrap_or_default()
+        .known(min_listings)
 }
 
 /// Small random rows (fastText-style uniform ±1/dim), seeded.

@@ -276,6 +276,15 @@ fn saved_model_reloads_with_identical_scores() {
     let again = Model::load(dir.path()).unwrap().score(&listings).unwrap();
     assert_eq!(after, again);
     assert_eq!(loaded.config, Model::load(dir.path()).unwrap().config);
+    // The known terms are part of the model: the reloaded one leaves out the same terms.
+    assert!(model
+        .featurizer
+        .known_terms()
+        .is_some_and(|k| !k.is_empty()));
+    assert_eq!(
+        model.featurizer.known_terms(),
+        loaded.featurizer.known_terms()
+    );
 }
 
 fn copy_model(from: &Path, to: &Path) {
@@ -349,6 +358,26 @@ fn broken_model_directories_are_refused_with_the_reason() {
         std::fs::write(d.join(CONFIG_FILE), config.to_string()).unwrap();
     });
     assert!(matches!(e, ArtifactError::Shape { .. }), "{e}");
+
+    let e = case("known-terms-disowned", &|d| {
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(CONFIG_FILE)).unwrap()).unwrap();
+        config["features"]["known_term_min_listings"] = 0.into();
+        std::fs::write(d.join(CONFIG_FILE), config.to_string()).unwrap();
+    });
+    assert!(
+        matches!(e, ArtifactError::Corrupt { .. }) && e.to_string().contains("known_terms"),
+        "{e}"
+    );
+    let e = case("known-terms-missing", &|d| {
+        let mut model = common::tiny_model();
+        model.featurizer = model.featurizer.clone().with_known_terms(None);
+        model.save(d, &Default::default()).unwrap();
+    });
+    assert!(
+        matches!(e, ArtifactError::Corrupt { .. }) && e.to_string().contains("known_terms"),
+        "{e}"
+    );
 
     let e = case("garbage-config", &|d| {
         std::fs::write(d.join(CONFIG_FILE), "{not json").unwrap()
@@ -487,4 +516,29 @@ fn assessing_in_one_pass_matches_scoring_and_explaining() {
         .unwrap()
         .iter()
         .all(|a| a.reasons.is_empty()));
+}
+
+#[test]
+fn the_shipped_default_model_loads_and_scores() {
+    // The README's first command serves this directory: it must match this knockoff's
+    // format and pass every load check.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let model = Model::load(&dir).unwrap();
+    assert_eq!(model.config.format_version, knockoff::model::FORMAT_VERSION);
+    assert!(model
+        .featurizer
+        .known_terms()
+        .is_some_and(|k| !k.is_empty()));
+    let listing = RawListing {
+        title: Some("Rolex Submariner Date 41mm 1:1".into()),
+        price: Some(RawPrice::Number(120.0)),
+        currency: Some("USD".into()),
+        brand: Some("Rolex".into()),
+        category: Some("watches".into()),
+        ..Default::default()
+    }
+    .validate(model.rates(), model.limits())
+    .unwrap();
+    let score = model.score(&[listing]).unwrap().remove(0);
+    assert!((0.0..=1.0).contains(&score.probability), "{score:?}");
 }

@@ -52,6 +52,10 @@ struct Args {
     /// log2 of the number of hash buckets.
     #[arg(long, env = "KNOCKOFF_HASH_BITS", default_value_t = 18)]
     hash_bits: u32,
+    /// Terms (words, n-grams, brands) found in fewer training listings than this are
+    /// left out of every listing's features; 0 keeps them all.
+    #[arg(long, env = "KNOCKOFF_KNOWN_TERM_MIN_LISTINGS", default_value_t = FeatureConfig::default().known_term_min_listings)]
+    known_term_min_listings: u8,
     #[arg(long, env = "KNOCKOFF_EMBEDDING_DIM", default_value_t = 32)]
     embedding_dim: usize,
     #[arg(long, env = "KNOCKOFF_HIDDEN", default_value_t = 64)]
@@ -128,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         category_dropout: args.category_dropout.clamp(0.0, 1.0),
         features: FeatureConfig {
             buckets: 1 << args.hash_bits,
+            known_term_min_listings: args.known_term_min_listings,
             ..FeatureConfig::default()
         },
         network: NetworkConfig {

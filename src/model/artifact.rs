@@ -5,16 +5,19 @@
 
 use super::network::{DenseScaler, Mlp, Network};
 use super::{Model, ModelConfig, FORMAT_VERSION};
-use crate::features::{Featurizer, DENSE_FEATURES, DENSE_LEN};
+use crate::features::{Featurizer, KnownTerms, DENSE_FEATURES, DENSE_LEN};
 use crate::reference::ReferencePrices;
 use candle_core::{DType, Device, Tensor};
 use ndarray::Array2;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// The [`KnownTerms`] bitset, stored with the weights (and covered by their checksum).
+const KNOWN_TERMS_TENSOR: &str = "known_terms";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const REFERENCE_FILE: &str = "reference_prices.json";
 pub const METRICS_FILE: &str = "metrics.json";
@@ -161,6 +164,13 @@ impl Model {
         tensors.insert("embedding.weight".into(), table);
         for (name, tensor) in self.network.mlp.tensors() {
             tensors.insert(name.into(), tensor);
+        }
+        if let Some(known) = self.featurizer.known_terms() {
+            let bytes = known.to_bytes();
+            let len = bytes.len();
+            let tensor = Tensor::from_vec(bytes, len, &Device::Cpu)
+                .map_err(|e| corrupt(&weights_path, e))?;
+            tensors.insert(KNOWN_TERMS_TENSOR.into(), tensor);
         }
         candle_core::safetensors::save(&tensors, &weights_path)
             .map_err(|e| corrupt(&weights_path, e))?;
@@ -322,14 +332,44 @@ impl Model {
                 path: tokenizer_path.clone(),
                 reason: e.to_string(),
             })?;
-        let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
-        let featurizer =
-            Featurizer::new(config.features.clone(), tokenizer, references).map_err(|e| {
-                ArtifactError::Invalid {
-                    path: config_path.clone(),
-                    reason: e.to_string(),
+        let known_terms = match (
+            config.features.known_term_min_listings,
+            tensors.get(KNOWN_TERMS_TENSOR),
+        ) {
+            (0, None) => None,
+            (0, Some(_)) => {
+                return Err(corrupt(
+                    &weights_path,
+                    format!("tensor `{KNOWN_TERMS_TENSOR}` is present but config.json keeps every term (known_term_min_listings 0)"),
+                ))
+            }
+            (_, None) => {
+                return Err(corrupt(
+                    &weights_path,
+                    format!("tensor `{KNOWN_TERMS_TENSOR}` is missing"),
+                ))
+            }
+            (_, Some(t)) => {
+                if t.dtype() != DType::U8 || t.dims() != [KnownTerms::BYTES] {
+                    return Err(ArtifactError::Shape {
+                        path: weights_path.clone(),
+                        name: KNOWN_TERMS_TENSOR.into(),
+                        found: t.dims().to_vec(),
+                        expected: vec![KnownTerms::BYTES],
+                    });
                 }
-            })?;
+                let bytes = t.to_vec1::<u8>().map_err(|e| corrupt(&weights_path, e))?;
+                let known = KnownTerms::from_bytes(&bytes).map_err(|e| corrupt(&weights_path, e))?;
+                Some(Arc::new(known))
+            }
+        };
+        let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
+        let featurizer = Featurizer::new(config.features.clone(), tokenizer, references)
+            .map_err(|e| ArtifactError::Invalid {
+                path: config_path.clone(),
+                reason: e.to_string(),
+            })?
+            .with_known_terms(known_terms);
         let model = Model {
             network: Network {
                 config: config.network,

@@ -21,8 +21,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 pub use artifact::ArtifactError;
 
-/// Version of the on-disk model layout; loaders refuse any other.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the on-disk model layout; loaders refuse any other. 2: the known-terms
+/// bitset in the weights file.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -418,9 +419,16 @@ fn describe_price(price: &crate::features::PriceContext, currency: &str) -> Stri
     let Some(base) = price.base_price else {
         return "no price given".to_string();
     };
+    // A product or brand+category reference may rest on a missing brand or category.
+    let fields = [price.brand.trim(), price.category.trim()]
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
     let group = match price.level {
-        RefLevel::Product => format!("\"{}\" in {} {}", price.phrase, price.brand, price.category),
-        RefLevel::BrandCategory => format!("{} {}", price.brand, price.category),
+        RefLevel::Product if fields.is_empty() => format!("\"{}\"", price.phrase),
+        RefLevel::Product => format!("\"{}\" in {fields}", price.phrase),
+        RefLevel::BrandCategory => fields,
         RefLevel::Brand => price.brand.clone(),
         RefLevel::Category => price.category.clone(),
         RefLevel::Global => "all listings".to_string(),
@@ -448,5 +456,42 @@ fn describe_dense(name: &str, value: f32) -> Option<String> {
         "brand_in_title" if on => Some("the selected brand is named in the title".into()),
         "reference_global" if on => Some("brand and category are unfamiliar to the model".into()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::PriceContext;
+
+    fn context(level: RefLevel, brand: &str, category: &str) -> PriceContext {
+        PriceContext {
+            base_price: Some(2.0),
+            level,
+            usual_price: 10.0,
+            usual_count: 40,
+            phrase: "dog leash".into(),
+            brand: brand.into(),
+            category: category.into(),
+        }
+    }
+
+    #[test]
+    fn price_reasons_name_the_group_without_gaps_for_missing_fields() {
+        let text = describe_price(&context(RefLevel::Product, "", "pets"), "USD");
+        assert!(
+            text.contains("usual price for \"dog leash\" in pets (usual"),
+            "{text}"
+        );
+        let text = describe_price(&context(RefLevel::Product, "Acme", "pets"), "USD");
+        assert!(text.contains("\"dog leash\" in Acme pets ("), "{text}");
+        let text = describe_price(&context(RefLevel::Product, "", ""), "USD");
+        assert!(text.contains("for \"dog leash\" (usual"), "{text}");
+        let text = describe_price(&context(RefLevel::BrandCategory, "Acme", "pets"), "USD");
+        assert!(
+            text.starts_with("price is 20% of the usual price for Acme pets ("),
+            "{text}"
+        );
+        assert!(!text.contains("  "), "{text}");
     }
 }
