@@ -429,19 +429,24 @@ fn training_is_reproducible_with_a_seed() {
     assert_eq!(a.model.network.table, b.model.network.table);
 }
 
-#[test]
-fn reasons_are_ranked_worded_and_bounded() {
-    let model = common::tiny_model();
-    let listing = RawListing {
-        title: Some("Rolex Submariner r0lex 1:1".into()),
-        price: Some(RawPrice::Number(50.0)),
+/// A Rolex listing in watches, priced in USD, validated for `model`.
+fn rolex_watch(model: &Model, title: &str, usd: f64) -> knockoff::listing::Listing {
+    RawListing {
+        title: Some(title.into()),
+        price: Some(RawPrice::Number(usd)),
         currency: Some("USD".into()),
         brand: Some("Rolex".into()),
         category: Some("watches".into()),
         ..Default::default()
     }
     .validate(model.rates(), model.limits())
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn reasons_are_ranked_worded_and_bounded() {
+    let model = common::tiny_model();
+    let listing = rolex_watch(&model, "Rolex Submariner r0lex 1:1", 50.0);
     let top = model.explain(&listing, 3);
     assert!(!top.is_empty() && top.len() <= 3, "{top:?}");
     let all = model.explain(&listing, 100);
@@ -529,16 +534,7 @@ fn the_shipped_default_model_loads_and_scores() {
         .featurizer
         .known_terms()
         .is_some_and(|k| !k.is_empty()));
-    let listing = RawListing {
-        title: Some("Rolex Submariner Date 41mm 1:1".into()),
-        price: Some(RawPrice::Number(120.0)),
-        currency: Some("USD".into()),
-        brand: Some("Rolex".into()),
-        category: Some("watches".into()),
-        ..Default::default()
-    }
-    .validate(model.rates(), model.limits())
-    .unwrap();
+    let listing = rolex_watch(&model, "Rolex Submariner Date 41mm 1:1", 120.0);
     let score = model.score(&[listing]).unwrap().remove(0);
     assert!((0.0..=1.0).contains(&score.probability), "{score:?}");
 }
