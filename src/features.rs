@@ -243,6 +243,17 @@ enum EmitMode {
 pub struct Features {
     pub ids: Vec<u32>,
     pub dense: [f32; DENSE_LEN],
+    /// Terms left out because the model does not know them (see [`KnownTerms`]).
+    pub unknown: u32,
+}
+
+impl Features {
+    /// Share of the listing's terms that the model knows; `None` for a listing without
+    /// terms. Falling across many listings, it shows new words the model never learned.
+    pub fn known_share(&self) -> Option<f32> {
+        let total = self.ids.len() + self.unknown as usize;
+        (total > 0).then(|| self.ids.len() as f32 / total as f32)
+    }
 }
 
 /// The price side of a listing, kept for explanations ("6% of the usual price for ...").
@@ -555,6 +566,8 @@ struct Emitter<'a> {
     known: Option<&'a KnownTerms>,
     mode: EmitMode,
     ids: &'a mut Vec<u32>,
+    /// Terms left out as unknown so far.
+    unknown: u32,
     terms: Option<&'a mut Terms>,
     /// Reused for bigrams, n-grams and joined keys, so emitting allocates nothing.
     buffer: String,
@@ -595,6 +608,7 @@ impl Emitter<'_> {
         }
         let hash = xxh3_64_with_seed(term.as_bytes(), self.config.hash_seed ^ kind.namespace());
         if self.known.is_some_and(|known| !known.contains_hash(hash)) {
+            self.unknown += 1;
             return None;
         }
         let id = match self.mode {
@@ -1001,6 +1015,7 @@ impl Featurizer {
             },
             mode,
             ids: &mut ids,
+            unknown: 0,
             terms,
             buffer: String::with_capacity(64),
             bounds: Vec::with_capacity(64),
@@ -1074,7 +1089,13 @@ impl Featurizer {
             stat,
             phrase: "",
         };
-        (Features { ids, dense }, reference, phrase, base_price)
+        let unknown = emitter.unknown;
+        let features = Features {
+            ids,
+            dense,
+            unknown,
+        };
+        (features, reference, phrase, base_price)
     }
 
     pub fn featurize(&self, listing: &Listing) -> Features {
@@ -1289,11 +1310,14 @@ mod tests {
             kept.dense, all.dense,
             "price features do not depend on terms"
         );
+        assert_eq!(all.unknown, 0);
+        assert_eq!(kept.ids.len() + kept.unknown as usize, all.ids.len());
+        assert!(kept.known_share().is_some_and(|s| s > 0.0 && s < 1.0));
+        assert_eq!(all.known_share(), Some(1.0));
         // A listing of only unknown terms has no ids at all: nothing to go on but price.
-        assert!(known
-            .featurize(&listing("lamp", "", "", None))
-            .ids
-            .is_empty());
+        let lamp = known.featurize(&listing("lamp", "", "", None));
+        assert!(lamp.ids.is_empty());
+        assert_eq!(lamp.known_share(), Some(0.0));
     }
 
     #[test]

@@ -737,6 +737,7 @@ async fn metrics_count_requests_batches_and_the_model() {
         "knockoff_batch_listings_bucket{le=\"1\"} 1".to_string(),
         "knockoff_batch_duration_seconds_count 1".to_string(),
         "knockoff_probability_count 1".to_string(),
+        "knockoff_known_term_share_count 1".to_string(),
         "knockoff_queue_depth 0".to_string(),
         "knockoff_queue_capacity 256".to_string(),
         format!(

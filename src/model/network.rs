@@ -318,6 +318,7 @@ mod tests {
         let f = Features {
             ids: vec![3, 3, 5, 0],
             dense: [2.0; DENSE_LEN],
+            unknown: 0,
         };
         let mut out = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut out);
@@ -331,6 +332,7 @@ mod tests {
         let f = Features {
             ids: vec![3, 5, 5],
             dense: [0.3; DENSE_LEN],
+            unknown: 0,
         };
         let mut x = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut x);

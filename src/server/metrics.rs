@@ -29,6 +29,8 @@ const BATCH_SIZE_BUCKETS: &[f64] = &[
 ];
 /// Twenty equal-width probability bins: fine enough to see a shift in the score
 /// distribution between two scrapes.
+/// Ten equal-width bins of the share of a listing's terms the model knows.
+const KNOWN_SHARE_BUCKETS: &[f64] = &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const PROBABILITY_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85,
     0.9, 0.95, 1.0,
@@ -51,6 +53,7 @@ struct FixedSeries {
     batch_listings: Histogram,
     batch_duration: Histogram,
     probability: Histogram,
+    known_term_share: Histogram,
     decisions: [Counter; 3],
 }
 
@@ -77,6 +80,7 @@ impl ServerMetrics {
             ("knockoff_batch_listings", BATCH_SIZE_BUCKETS),
             ("knockoff_request_listings", BATCH_SIZE_BUCKETS),
             ("knockoff_probability", PROBABILITY_BUCKETS),
+            ("knockoff_known_term_share", KNOWN_SHARE_BUCKETS),
         ]
         .into_iter()
         .fold(builder, |b, (name, buckets)| {
@@ -99,6 +103,7 @@ impl ServerMetrics {
             batch_listings: histogram!("knockoff_batch_listings"),
             batch_duration: histogram!("knockoff_batch_duration_seconds"),
             probability: histogram!("knockoff_probability"),
+            known_term_share: histogram!("knockoff_known_term_share"),
             decisions: Decision::ALL
                 .map(|d| counter!("knockoff_decisions_total", "decision" => d.as_str())),
         });
@@ -153,6 +158,10 @@ impl ServerMetrics {
             metrics::describe_histogram!(
                 "knockoff_probability",
                 "Returned probabilities (watch for drift)"
+            );
+            metrics::describe_histogram!(
+                "knockoff_known_term_share",
+                "Share of each scored listing's terms that the model knows (falling: new words, time to retrain)"
             );
             metrics::describe_counter!("knockoff_decisions_total", "Returned decisions");
             metrics::describe_gauge!(
@@ -239,6 +248,11 @@ impl ServerMetrics {
         }
     }
 
+    /// One scored listing's share of known terms (see `Features::known_share`).
+    pub fn record_known_term_share(&self, share: f32) {
+        self.fixed.known_term_share.record(f64::from(share));
+    }
+
     pub fn set_model_info(&self, name: &str, version: &str, value: f64) {
         let (name, version) = (name.to_string(), version.to_string());
         self.with(|| {
@@ -287,6 +301,7 @@ mod tests {
         a.record_request("/v1/score", &Method::POST, 200, Duration::from_millis(3));
         a.set_model_info("m", "1", 1.0);
         a.record_scores([(0.42f32, Decision::Review)].into_iter());
+        a.record_known_term_share(0.35);
         let text = a.render();
         assert!(text.contains("knockoff_http_requests_total{route=\"/v1/score\",method=\"POST\",status=\"200\"} 1"), "{text}");
         assert!(
@@ -295,6 +310,11 @@ mod tests {
         );
         assert!(
             text.contains("knockoff_probability_bucket{le=\"0.45\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("knockoff_known_term_share_bucket{le=\"0.4\"} 1")
+                && text.contains("knockoff_known_term_share_bucket{le=\"0.3\"} 0"),
             "{text}"
         );
         assert!(

@@ -254,6 +254,11 @@ impl AppState {
                 .await
                 .map_err(|e| ServerError::Internal(format!("featurising failed: {e}")))?
         };
+        for item in &prepared.prepared {
+            if let Some(share) = item.features().known_share() {
+                self.inner.metrics.record_known_term_share(share);
+            }
+        }
         let receiver = self
             .inner
             .queue
