@@ -133,9 +133,14 @@ impl KnownTerms {
         (hash >> (64 - KNOWN_TERM_BITS)) as usize
     }
 
+    /// The word of `bits` that holds fingerprint `f`, and its mask there.
+    fn slot(f: usize) -> (usize, u64) {
+        (f / 64, 1 << (f % 64))
+    }
+
     fn contains_hash(&self, hash: u64) -> bool {
-        let f = Self::fingerprint(hash);
-        self.bits[f / 64] & (1 << (f % 64)) != 0
+        let (word, mask) = Self::slot(Self::fingerprint(hash));
+        self.bits[word] & mask != 0
     }
 
     /// Known fingerprints (set bits).
@@ -222,7 +227,8 @@ impl KnownTermCounter {
         let mut bits = vec![0u64; (1 << KNOWN_TERM_BITS) / 64];
         for (f, &count) in self.counts.iter().enumerate() {
             if count >= min_listings.max(1) {
-                bits[f / 64] |= 1 << (f % 64);
+                let (word, mask) = KnownTerms::slot(f);
+                bits[word] |= mask;
             }
         }
         KnownTerms { bits }
@@ -1449,6 +1455,14 @@ mod tests {
             .collect()
     }
 
+    /// Up to `max - 1` characters drawn from `alphabet`.
+    fn random_text(rng: &mut rand::rngs::StdRng, alphabet: &[char], max: usize) -> String {
+        let len = rng.random_range(0..max);
+        (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect()
+    }
+
     /// Title and description of every row of the test fixture.
     fn fixture_texts() -> Vec<(String, String)> {
         let fixture = concat!(
@@ -1501,13 +1515,8 @@ mod tests {
             .chain("  aZ9-.".chars())
             .collect();
         for _ in 0..2000 {
-            let mut text = |max: usize| -> String {
-                let len = rng.random_range(0..max);
-                (0..len)
-                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
-                    .collect()
-            };
-            let (title, description) = (text(40), text(80));
+            let title = random_text(&mut rng, &alphabet, 40);
+            let description = random_text(&mut rng, &alphabet, 80);
             assert_ascii_shortcut_is_exact(&f, [&title, &description]);
         }
     }
@@ -1567,13 +1576,8 @@ mod tests {
         .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         for _ in 0..3000 {
-            let mut text = |max: usize| -> String {
-                let len = rng.random_range(0..max);
-                (0..len)
-                    .map(|_| alphabet[rng.random_range(0..alphabet.len())])
-                    .collect()
-            };
-            let (title, description) = (text(30), text(60));
+            let title = random_text(&mut rng, &alphabet, 30);
+            let description = random_text(&mut rng, &alphabet, 60);
             check([&title, &description]);
         }
     }

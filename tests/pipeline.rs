@@ -379,6 +379,27 @@ fn broken_model_directories_are_refused_with_the_reason() {
         "{e}"
     );
 
+    let e = case("known-terms-wrong-dtype", &|d| {
+        let path = d.join(WEIGHTS_FILE);
+        let cpu = candle_core::Device::Cpu;
+        let mut tensors = candle_core::safetensors::load(&path, &cpu).unwrap();
+        let widened = tensors["known_terms"]
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        tensors.insert("known_terms".into(), widened);
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        // Keep the checksum consistent so the tensor check itself must notice.
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(CONFIG_FILE)).unwrap()).unwrap();
+        config["weights_sha256"] =
+            knockoff::model::artifact::sha256_hex(&std::fs::read(&path).unwrap()).into();
+        std::fs::write(d.join(CONFIG_FILE), config.to_string()).unwrap();
+    });
+    assert!(
+        matches!(e, ArtifactError::Corrupt { .. }) && e.to_string().contains("expected U8"),
+        "{e}"
+    );
+
     let e = case("garbage-config", &|d| {
         std::fs::write(d.join(CONFIG_FILE), "{not json").unwrap()
     });

@@ -350,7 +350,13 @@ impl Model {
                 ))
             }
             (_, Some(t)) => {
-                if t.dtype() != DType::U8 || t.dims() != [KnownTerms::BYTES] {
+                if t.dtype() != DType::U8 {
+                    return Err(corrupt(
+                        &weights_path,
+                        format!("tensor `{KNOWN_TERMS_TENSOR}` is {:?}, expected U8", t.dtype()),
+                    ));
+                }
+                if t.dims() != [KnownTerms::BYTES] {
                     return Err(ArtifactError::Shape {
                         path: weights_path.clone(),
                         name: KNOWN_TERMS_TENSOR.into(),
