@@ -1,4 +1,5 @@
-//! The three outcomes a score maps to, and the two thresholds that separate them.
+//! The three outcomes a score maps to: the thresholds that separate them, and the evidence a
+//! listing needs before its probability may block it.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,66 @@ impl Thresholds {
     }
 }
 
+/// What a listing offers beyond its probability: whether it claims a brand the model knows
+/// (not an accessory for one), and how much of its text the model knows.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Evidence {
+    pub claims_known_brand: bool,
+    /// Share of the listing's terms the model learned (`None`: it has no terms).
+    pub known_share: Option<f32>,
+}
+
+/// When the evidence is too weak to block: a listing that claims no known brand, or whose
+/// terms the model mostly does not know, is at most reviewed, and only when its probability
+/// reaches `weak_review` (chosen on validation so such reviews are as sure as blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceRule {
+    /// Below this share of known terms a listing is unfamiliar: never blocked.
+    pub min_known_share: f32,
+    /// Probability at which a weak-evidence listing is reviewed.
+    pub weak_review: f32,
+}
+
+impl EvidenceRule {
+    /// Whether the evidence is strong enough for the usual thresholds (and so for `block`).
+    pub fn is_strong(&self, evidence: Evidence) -> bool {
+        evidence.claims_known_brand
+            && evidence
+                .known_share
+                .is_some_and(|share| share >= self.min_known_share)
+    }
+
+    pub fn decide(
+        &self,
+        thresholds: &Thresholds,
+        probability: f32,
+        evidence: Evidence,
+    ) -> Decision {
+        if self.is_strong(evidence) {
+            thresholds.decide(probability)
+        } else if probability >= self.weak_review.max(thresholds.review) {
+            Decision::Review
+        } else {
+            Decision::Allow
+        }
+    }
+}
+
+/// Parses an expected share of counterfeits: a number strictly between 0 and 1.
+pub fn parse_prevalence(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be a share strictly between 0 and 1 (e.g. 0.03 for 3%), got {text}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +125,48 @@ mod tests {
         assert_eq!(t.decide(0.79), Decision::Review);
         assert_eq!(t.decide(0.8), Decision::Block);
         assert_eq!(t.decide(1.0), Decision::Block);
+    }
+
+    #[test]
+    fn weak_evidence_is_never_blocked_and_reviewed_only_when_sure() {
+        let t = Thresholds {
+            review: 0.2,
+            block: 0.8,
+        };
+        let rule = EvidenceRule {
+            min_known_share: 0.5,
+            weak_review: 0.9,
+        };
+        let strong = Evidence {
+            claims_known_brand: true,
+            known_share: Some(0.9),
+        };
+        assert_eq!(rule.decide(&t, 0.85, strong), Decision::Block);
+        assert_eq!(rule.decide(&t, 0.3, strong), Decision::Review);
+        let unbranded = Evidence {
+            claims_known_brand: false,
+            ..strong
+        };
+        let unfamiliar = Evidence {
+            known_share: Some(0.2),
+            ..strong
+        };
+        let no_terms = Evidence {
+            known_share: None,
+            ..strong
+        };
+        for weak in [unbranded, unfamiliar, no_terms] {
+            assert_eq!(rule.decide(&t, 1.0, weak), Decision::Review, "{weak:?}");
+            assert_eq!(rule.decide(&t, 0.85, weak), Decision::Allow, "{weak:?}");
+        }
+    }
+
+    #[test]
+    fn prevalence_must_be_a_share() {
+        assert_eq!(parse_prevalence("0.03"), Ok(0.03));
+        for bad in ["0", "1", "-0.1", "3%", "nan", "inf", ""] {
+            assert!(parse_prevalence(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! and price features relative to the usual price. The only feature code in knockoff:
 //! training, batch scoring and serving all call [`Featurizer`].
 
+use crate::brand::{BrandIndex, BrandMatch, Relation};
+use crate::decision::Evidence;
 use crate::listing::Listing;
 use crate::reference::{group_key, PriceKey, RefLevel, Reference, ReferencePrices};
 use serde::{Deserialize, Serialize};
@@ -20,7 +22,7 @@ use tokenizers::{
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Names of the dense (price and field) features, in model-input order.
-pub const DENSE_FEATURES: [&str; 11] = [
+pub const DENSE_FEATURES: [&str; 13] = [
     "has_price",
     "log_price",
     "log_price_ratio",
@@ -32,6 +34,8 @@ pub const DENSE_FEATURES: [&str; 11] = [
     "reference_global",
     "brand_missing",
     "brand_in_title",
+    "claims_known_brand",
+    "accessory_for_known_brand",
 ];
 pub const DENSE_LEN: usize = DENSE_FEATURES.len();
 /// Index of the log price ratio in [`DENSE_FEATURES`]; reasons single it out.
@@ -40,6 +44,10 @@ const GROUP_RATIO_INDEX: usize = 3;
 const LEVEL_INDEX: usize = 4;
 const BRAND_MISSING_INDEX: usize = 9;
 const BRAND_IN_TITLE_INDEX: usize = 10;
+/// The listing claims a brand of the [`BrandIndex`] (field, name or alias in the text).
+const CLAIMS_BRAND_INDEX: usize = 11;
+/// The listing names a known brand as what it fits ("case for iPhone").
+const ACCESSORY_INDEX: usize = 12;
 /// Leading title words used as a product key for usual prices.
 const PRODUCT_WORDS: usize = 3;
 /// Ratios beyond e^±5 (≈150×) carry no more information and only destabilise training.
@@ -251,6 +259,8 @@ pub struct Features {
     pub dense: [f32; DENSE_LEN],
     /// Terms left out because the model does not know them (see [`KnownTerms`]).
     pub unknown: u32,
+    /// The known brand the listing claims or fits, if any.
+    pub brand: Option<BrandMatch>,
 }
 
 impl Features {
@@ -259,6 +269,17 @@ impl Features {
     pub fn known_share(&self) -> Option<f32> {
         let total = self.ids.len() + self.unknown as usize;
         (total > 0).then(|| self.ids.len() as f32 / total as f32)
+    }
+
+    /// What the listing offers beyond its probability, for the decision.
+    pub fn evidence(&self) -> Evidence {
+        Evidence {
+            claims_known_brand: self
+                .brand
+                .as_ref()
+                .is_some_and(|b| b.relation == Relation::Is),
+            known_share: self.known_share(),
+        }
     }
 }
 
@@ -691,6 +712,8 @@ pub struct Featurizer {
     standard_pipeline: bool,
     /// Terms outside these are left out; `None` keeps every term.
     known_terms: Option<Arc<KnownTerms>>,
+    /// The brands a listing may claim or fit.
+    brands: Arc<BrandIndex>,
 }
 
 impl Featurizer {
@@ -724,6 +747,7 @@ impl Featurizer {
             brand_words: HashMap::new(),
             standard_pipeline,
             known_terms: None,
+            brands: Arc::new(BrandIndex::empty()),
         };
         featurizer.brand_words = featurizer.known_brand_words();
         Ok(featurizer)
@@ -911,6 +935,16 @@ impl Featurizer {
         self.known_terms.as_deref()
     }
 
+    /// The same featurizer identifying the brands of `brands`.
+    pub fn with_brands(mut self, brands: Arc<BrandIndex>) -> Featurizer {
+        self.brands = brands;
+        self
+    }
+
+    pub fn brands(&self) -> &Arc<BrandIndex> {
+        &self.brands
+    }
+
     /// The same featurizer with other usual prices (the trainer learns them after keys).
     pub fn with_references(mut self, references: ReferencePrices) -> Featurizer {
         self.references = references;
@@ -1089,6 +1123,16 @@ impl Featurizer {
         dense[LEVEL_INDEX + level_index] = 1.0;
         dense[BRAND_MISSING_INDEX] = f32::from(key.brand.is_empty());
         dense[BRAND_IN_TITLE_INDEX] = f32::from(named);
+        let identified = self
+            .brands
+            .identify(&listing.brand, &listing.title, &listing.description);
+        if let Some(found) = &identified {
+            let index = match found.relation {
+                Relation::Is => CLAIMS_BRAND_INDEX,
+                Relation::For => ACCESSORY_INDEX,
+            };
+            dense[index] = 1.0;
+        }
         // The phrase borrowed from the key, which ends here: it is returned as a copy.
         let reference = Reference {
             level,
@@ -1100,6 +1144,7 @@ impl Featurizer {
             ids,
             dense,
             unknown,
+            brand: identified,
         };
         (features, reference, phrase, base_price)
     }

@@ -5,6 +5,7 @@
 //! decision and reasons. Reports ([`metrics`], [`prevalence`], [`report`]) are plain data
 //! first, then rendered.
 
+pub mod brand;
 pub mod currency;
 pub mod decision;
 pub mod features;

@@ -2,6 +2,7 @@
 //! per input row in input order (with an `error` column for rows that cannot be scored), and
 //! collects what the evaluation and prevalence reports need.
 
+use crate::brand::BrandMatch;
 use crate::decision::Decision;
 use crate::features::Features;
 use crate::listing::Listing;
@@ -41,6 +42,8 @@ pub enum RowOutcome {
         id: String,
         probability: f32,
         decision: Decision,
+        /// The known brand the listing claims or fits.
+        brand: Option<BrandMatch>,
     },
     Failed {
         id: String,
@@ -75,6 +78,32 @@ impl ScoreSummary {
     }
 }
 
+/// Columns of `scores.csv`: the brand columns are empty when no known brand is named.
+pub const SCORES_COLUMNS: [&str; 8] = [
+    "id",
+    "probability",
+    "decision",
+    "brand",
+    "brand_found_in",
+    "brand_how",
+    "brand_relation",
+    "error",
+];
+
+/// The brand columns' texts (empty when no brand was identified).
+fn brand_cells(brand: Option<&BrandMatch>) -> [String; 4] {
+    let text = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    match brand {
+        None => Default::default(),
+        Some(b) => [
+            b.name.clone(),
+            text(serde_json::json!(b.found_in)),
+            text(serde_json::json!(b.how)),
+            text(serde_json::json!(b.relation)),
+        ],
+    }
+}
+
 #[derive(Clone, Copy)]
 enum OutputFormat {
     Csv,
@@ -106,7 +135,7 @@ impl Sink {
         Ok(match format {
             OutputFormat::Csv => {
                 let mut w = csv::Writer::from_writer(writer);
-                w.write_record(["id", "probability", "decision", "error"])
+                w.write_record(SCORES_COLUMNS)
                     .map_err(|e| ScoreError::Write {
                         path: path.to_path_buf(),
                         source: e.into(),
@@ -125,14 +154,25 @@ impl Sink {
                     id,
                     probability,
                     decision,
+                    brand,
                 },
             ) => {
                 let p = format!("{probability:.6}");
-                w.write_record([id.as_str(), &p, decision.as_str(), ""])
-                    .map_err(Into::into)
+                let [name, found_in, how, relation] = brand_cells(brand.as_ref());
+                w.write_record([
+                    id.as_str(),
+                    &p,
+                    decision.as_str(),
+                    &name,
+                    &found_in,
+                    &how,
+                    &relation,
+                    "",
+                ])
+                .map_err(Into::into)
             }
             (Sink::Csv(w), RowOutcome::Failed { id, error }) => w
-                .write_record([id.as_str(), "", "", error.as_str()])
+                .write_record([id.as_str(), "", "", "", "", "", "", error.as_str()])
                 .map_err(Into::into),
             (
                 Sink::Json(w),
@@ -140,10 +180,10 @@ impl Sink {
                     id,
                     probability,
                     decision,
+                    brand,
                 },
             ) => {
-                let line =
-                    serde_json::json!({"id": id, "probability": probability, "decision": decision});
+                let line = serde_json::json!({"id": id, "probability": probability, "decision": decision, "brand": brand});
                 writeln!(w, "{line}")
             }
             (Sink::Json(w), RowOutcome::Failed { id, error }) => {
@@ -196,7 +236,7 @@ pub fn score_chunk(
     let mut out = Vec::with_capacity(validated.len());
     for item in validated {
         match item {
-            Ok((listing, label, _)) => {
+            Ok((listing, label, features)) => {
                 let Some(score) = scores.next() else {
                     break;
                 };
@@ -206,6 +246,7 @@ pub fn score_chunk(
                         id: listing.id,
                         probability: score.probability,
                         decision: score.decision,
+                        brand: features.brand,
                     },
                     Some(ScoredRow {
                         probability: score.probability,

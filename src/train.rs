@@ -2,8 +2,9 @@
 //! AdamW on the MLP, early stopping on validation, Platt calibration on a held-out split,
 //! thresholds for target precision and recall, and the evaluation that ships with the model.
 
+use crate::brand::{BrandExample, BrandIndex, BrandLearning};
 use crate::currency::CurrencyRates;
-use crate::decision::Thresholds;
+use crate::decision::{Decision, EvidenceRule};
 use crate::features::{
     standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
 };
@@ -11,6 +12,7 @@ use crate::listing::{FieldLimits, Listing};
 use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
+use crate::model::operating::{OperatingStats, Targets};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
 use crate::prevalence::QuantificationStats;
 use crate::reader::{load_rows, LoadError, Row, RowError};
@@ -99,11 +101,17 @@ pub struct TrainOptions {
     pub calibration_share: f64,
     pub block_precision: f64,
     pub review_recall: f64,
+    /// Precision asked of reviews of listings without the evidence to be blocked.
+    pub weak_review_precision: f64,
     pub max_bad_rows: usize,
     pub rates: CurrencyRates,
     pub limits: FieldLimits,
     pub holdout: Holdout,
     pub min_group_rows: usize,
+    /// How target brands, aliases and accessory markers are learned.
+    pub brand_learning: BrandLearning,
+    /// Below this share of known terms a listing is never blocked.
+    pub min_known_share: f32,
 }
 
 impl Default for TrainOptions {
@@ -128,11 +136,14 @@ impl Default for TrainOptions {
             calibration_share: 0.1,
             block_precision: 0.95,
             review_recall: 0.90,
+            weak_review_precision: 0.99,
             max_bad_rows: 0,
             rates: CurrencyRates::default(),
             limits: FieldLimits::default(),
             holdout: Holdout::default(),
             min_group_rows: 50,
+            brand_learning: BrandLearning::default(),
+            min_known_share: 0.5,
         }
     }
 }
@@ -144,6 +155,53 @@ pub struct EpochReport {
     pub train_loss: f64,
     pub valid_roc_auc: f64,
     pub rows_per_second: f64,
+}
+
+/// The served decisions on a labelled set: what blocks and flags catch, and how many
+/// listings have the evidence to be blocked at all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecisionFigures {
+    pub listings: usize,
+    /// Share of blocked listings that are counterfeit.
+    pub block_precision: f64,
+    /// Share of counterfeits blocked.
+    pub block_recall: f64,
+    /// Share of counterfeits reviewed or blocked.
+    pub flagged_recall: f64,
+    /// Share of genuine listings blocked, and reviewed or blocked.
+    pub genuine_blocked_share: f64,
+    pub genuine_flagged_share: f64,
+    /// Share of counterfeits (and of genuine listings) with the evidence to be blocked.
+    pub counterfeit_strong_share: f64,
+    pub genuine_strong_share: f64,
+}
+
+impl DecisionFigures {
+    pub fn new(decisions: &[Decision], labels: &[bool], strong: &[bool]) -> DecisionFigures {
+        let count = |f: &dyn Fn(Decision, bool, bool) -> bool| {
+            decisions
+                .iter()
+                .zip(labels)
+                .zip(strong)
+                .filter(|((&d, &y), &s)| f(d, y, s))
+                .count() as f64
+        };
+        let share = |a: f64, b: f64| if b == 0.0 { f64::NAN } else { a / b };
+        let fakes = count(&|_, y, _| y);
+        let genuine = count(&|_, y, _| !y);
+        let blocked = count(&|d, _, _| d == Decision::Block);
+        let blocked_fakes = count(&|d, y, _| y && d == Decision::Block);
+        DecisionFigures {
+            listings: decisions.len(),
+            block_precision: share(blocked_fakes, blocked),
+            block_recall: share(blocked_fakes, fakes),
+            flagged_recall: share(count(&|d, y, _| y && d != Decision::Allow), fakes),
+            genuine_blocked_share: share(count(&|d, y, _| !y && d == Decision::Block), genuine),
+            genuine_flagged_share: share(count(&|d, y, _| !y && d != Decision::Allow), genuine),
+            counterfeit_strong_share: share(count(&|_, y, s| y && s), fakes),
+            genuine_strong_share: share(count(&|_, y, s| !y && s), genuine),
+        }
+    }
 }
 
 /// How the model treats genuine listings of brands and categories it never saw.
@@ -163,6 +221,8 @@ pub struct TrainingMetrics {
     pub model: String,
     pub version: String,
     pub validation: Evaluation,
+    /// The decisions as served (thresholds and the evidence rule) on validation.
+    pub decisions: DecisionFigures,
     pub per_category: BTreeMap<String, Evaluation>,
     pub calibration_rows: usize,
     pub epochs: Vec<EpochReport>,
@@ -341,6 +401,23 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     let featurizer = featurizer.with_references(
         ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary),
     );
+    let brand_examples: Vec<BrandExample> = fit_rows
+        .iter()
+        .map(|r| BrandExample {
+            brand: &r.listing.brand,
+            title: &r.listing.title,
+            counterfeit: r.label == Some(true),
+        })
+        .collect();
+    let brands = BrandIndex::fit(&brand_examples, options.brand_learning);
+    drop(brand_examples);
+    tracing::info!(
+        brands = brands.len(),
+        aliases = brands.aliases().count(),
+        markers = brands.markers().count(),
+        "learned the brands"
+    );
+    let featurizer = featurizer.with_brands(Arc::new(brands));
     let featurizer = match options.features.known_term_min_listings {
         0 => featurizer,
         min_listings => {
@@ -357,10 +434,20 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     for row in &fit_rows {
         let label = row.label.unwrap_or(false);
         examples.push((row.listing.clone(), label));
+        // The brand field blanked, where the text still names the brand: the model learns to
+        // read a claimed brand from the title too. Listings whose brand only the field gives
+        // are not copied: a blank field and no brand in the text would otherwise learn the
+        // branded rate, and unfamiliar brands (which look just like that) would inherit it.
         if !row.listing.brand.is_empty() && rng.random::<f64>() < options.brand_dropout {
             let mut l = row.listing.clone();
             l.brand.clear();
-            examples.push((l, label));
+            let still_claimed = featurizer
+                .brands()
+                .identify("", &l.title, &l.description)
+                .is_some();
+            if still_claimed {
+                examples.push((l, label));
+            }
         }
         if !row.listing.category.is_empty() && rng.random::<f64>() < options.category_dropout {
             let mut l = row.listing.clone();
@@ -546,26 +633,48 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         .into_iter()
         .map(|l| calibration.apply(l))
         .collect();
-    let block = metrics::threshold_for_precision(
-        &valid_probabilities,
-        &valid_labels,
-        options.block_precision,
-    )
-    .unwrap_or(1.0);
-    let review =
-        metrics::threshold_for_recall(&valid_probabilities, &valid_labels, options.review_recall)
-            .unwrap_or(block);
-    if review >= block {
+    let probe_rule = EvidenceRule {
+        min_known_share: options.min_known_share,
+        weak_review: 1.0,
+    };
+    let valid_strong: Vec<bool> = valid_features
+        .iter()
+        .map(|f| probe_rule.is_strong(f.evidence()))
+        .collect();
+    let calibrated_logits: Vec<f32> = valid_probabilities
+        .iter()
+        .map(|&p| {
+            let p = f64::from(p).clamp(1e-9, 1.0 - 1e-9);
+            (p / (1.0 - p)).ln() as f32
+        })
+        .collect();
+    let operating =
+        OperatingStats::from_validation(&calibrated_logits, &valid_labels, &valid_strong);
+    let point = operating
+        .operating_point(
+            Targets {
+                block_precision: options.block_precision,
+                review_recall: options.review_recall,
+                weak_review_precision: options.weak_review_precision,
+            },
+            None,
+        )
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let thresholds = point.thresholds;
+    let evidence_rule = point.evidence_rule(options.min_known_share);
+    if thresholds.review >= thresholds.block {
         tracing::warn!(
-            review,
-            block,
+            review = thresholds.review,
+            block = thresholds.block,
             "the recall target is already met at the block threshold: no review band"
         );
     }
-    let thresholds = Thresholds {
-        review: review.min(block),
-        block,
-    };
+    let valid_decisions: Vec<Decision> = valid_probabilities
+        .iter()
+        .zip(&valid_features)
+        .map(|(&p, f)| evidence_rule.decide(&thresholds, p, f.evidence()))
+        .collect();
+    let decisions = DecisionFigures::new(&valid_decisions, &valid_labels, &valid_strong);
     let validation = metrics::evaluate(&valid_probabilities, &valid_labels, &thresholds);
     let categories: Vec<&str> = valid_rows
         .iter()
@@ -586,11 +695,15 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             .into_iter()
             .map(|l| calibration.apply(l))
             .collect();
+        let decisions: Vec<Decision> = probabilities
+            .iter()
+            .zip(&unfamiliar_features)
+            .map(|(&p, f)| evidence_rule.decide(&thresholds, p, f.evidence()))
+            .collect();
         Some(unfamiliar_report(
             &options.holdout,
             &unfamiliar_rows,
-            &probabilities,
-            &thresholds,
+            &decisions,
         ))
     } else {
         None
@@ -614,12 +727,16 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         currency: options.rates.clone(),
         limits: options.limits,
         thresholds,
+        evidence_rule,
         threshold_targets: ThresholdTargets {
             block_precision: options.block_precision,
             review_recall: options.review_recall,
+            weak_review_precision: options.weak_review_precision,
         },
         calibration,
         quantification,
+        expected_prevalence: operating.prior,
+        operating,
         training: TrainingInfo {
             train_file: options.train.display().to_string(),
             train_sha256,
@@ -645,6 +762,8 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 "max_epochs": options.max_epochs,
                 "patience": options.patience,
                 "holdout": options.holdout,
+                "brand_learning": options.brand_learning,
+                "min_known_share": options.min_known_share,
             }),
         },
         weights_sha256: String::new(),
@@ -653,6 +772,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         model: options.name.clone(),
         version,
         validation,
+        decisions,
         per_category,
         calibration_rows: calibration_rows.len(),
         epochs,
@@ -713,19 +833,13 @@ fn logits_of(network: &Network, features: &[Features]) -> Result<Vec<f32>, Train
     Ok(out)
 }
 
-fn unfamiliar_report(
-    holdout: &Holdout,
-    rows: &[Row],
-    probabilities: &[f32],
-    thresholds: &Thresholds,
-) -> UnfamiliarReport {
+fn unfamiliar_report(holdout: &Holdout, rows: &[Row], decisions: &[Decision]) -> UnfamiliarReport {
     let mut genuine = 0usize;
     let mut genuine_blocked = 0usize;
     let mut genuine_flagged = 0usize;
     let mut fakes = 0usize;
     let mut fakes_flagged = 0usize;
-    for (row, p) in rows.iter().zip(probabilities) {
-        let decision = thresholds.decide(*p);
+    for (row, &decision) in rows.iter().zip(decisions) {
         if row.label == Some(true) {
             fakes += 1;
             fakes_flagged += usize::from(decision != crate::decision::Decision::Allow);

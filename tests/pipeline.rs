@@ -110,7 +110,7 @@ fn train_then_score_end_to_end() {
     let mut reader = csv::Reader::from_path(&scores).unwrap();
     assert_eq!(
         reader.headers().unwrap(),
-        vec!["id", "probability", "decision", "error"]
+        knockoff::score::SCORES_COLUMNS.to_vec()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let input_ids: Vec<String> = csv::Reader::from_path(&fixture)

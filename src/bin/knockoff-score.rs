@@ -24,7 +24,8 @@ struct Args {
     /// Listings to score.
     #[arg(long, env = "KNOCKOFF_INPUT")]
     input: PathBuf,
-    /// Output file: `id, probability, decision, error`, one row per input row, in order.
+    /// Output file: `id, probability, decision`, the brand columns and `error`, one row per
+    /// input row, in order.
     #[arg(long, env = "KNOCKOFF_OUTPUT")]
     output: PathBuf,
     /// Prevalence report: `.html` (self-contained page) or `.json`.
@@ -33,6 +34,11 @@ struct Args {
     /// Groups (brand, category, currency) with fewer listings get no prevalence estimate.
     #[arg(long, env = "KNOCKOFF_MIN_GROUP_ROWS", default_value_t = 100)]
     min_group_rows: usize,
+    /// Share of counterfeits expected among the listings scored, in (0, 1): probabilities are
+    /// shifted to it and thresholds chosen so the model's precision and recall targets hold
+    /// at it. Default: the model's validation share.
+    #[arg(long, env = "KNOCKOFF_EXPECTED_PREVALENCE", value_parser = knockoff::decision::parse_prevalence)]
+    expected_prevalence: Option<f64>,
     /// Override the model's review threshold (calibrated probability).
     #[arg(long, env = "KNOCKOFF_REVIEW_THRESHOLD")]
     review_threshold: Option<f32>,
@@ -59,6 +65,11 @@ fn main() -> anyhow::Result<()> {
     knockoff::threads::set_worker_threads(args.threads);
     let mut model = Model::load(&args.model)
         .with_context(|| format!("loading model {}", args.model.display()))?;
+    if let Some(prevalence) = args.expected_prevalence {
+        model = model
+            .with_expected_prevalence(prevalence)
+            .context("--expected-prevalence")?;
+    }
     let current = model.thresholds();
     let thresholds = Thresholds {
         review: args.review_threshold.unwrap_or(current.review),

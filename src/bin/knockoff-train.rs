@@ -78,6 +78,13 @@ struct Args {
     /// Recall the `review` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_REVIEW_RECALL", default_value_t = 0.90)]
     review_recall: f64,
+    /// Precision asked of reviews of listings that cannot be blocked (no known brand claimed,
+    /// or mostly unknown terms).
+    #[arg(long, env = "KNOCKOFF_WEAK_REVIEW_PRECISION", default_value_t = 0.99)]
+    weak_review_precision: f64,
+    /// Below this share of terms known from training a listing is never blocked.
+    #[arg(long, env = "KNOCKOFF_MIN_KNOWN_SHARE", default_value_t = 0.5)]
+    min_known_share: f32,
     /// Bad rows to skip (and report) before training stops.
     #[arg(long, env = "KNOCKOFF_MAX_BAD_ROWS", default_value_t = 0)]
     max_bad_rows: usize,
@@ -141,6 +148,8 @@ fn main() -> anyhow::Result<()> {
         },
         block_precision: args.block_precision,
         review_recall: args.review_recall,
+        weak_review_precision: args.weak_review_precision,
+        min_known_share: args.min_known_share,
         max_bad_rows: args.max_bad_rows,
         rates,
         holdout: Holdout {

@@ -1,10 +1,11 @@
 //! The model directory on disk: written atomically, validated completely before use.
 //!
 //! Layout: `config.json`, `model.safetensors`, `tokenizer.json`, `reference_prices.json`,
-//! `metrics.json` and, when training made one, `report.html`.
+//! `brands.json`, `metrics.json` and, when training made one, `report.html`.
 
 use super::network::{DenseScaler, Mlp, Network};
 use super::{Model, ModelConfig, FORMAT_VERSION};
+use crate::brand::BrandIndex;
 use crate::features::{Featurizer, KnownTerms, DENSE_FEATURES, DENSE_LEN};
 use crate::reference::ReferencePrices;
 use candle_core::{DType, Device, Tensor};
@@ -20,6 +21,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 const KNOWN_TERMS_TENSOR: &str = "known_terms";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 pub const REFERENCE_FILE: &str = "reference_prices.json";
+/// The [`BrandIndex`]: target brands, aliases and accessory markers.
+pub const BRANDS_FILE: &str = "brands.json";
 pub const METRICS_FILE: &str = "metrics.json";
 pub const REPORT_FILE: &str = "report.html";
 
@@ -27,7 +30,7 @@ pub const REPORT_FILE: &str = "report.html";
 pub enum ArtifactError {
     #[error("{path}: model directory not found")]
     NotFound { path: PathBuf },
-    #[error("{path}: missing (a model directory needs {CONFIG_FILE}, {WEIGHTS_FILE}, {TOKENIZER_FILE} and {REFERENCE_FILE})")]
+    #[error("{path}: missing (a model directory needs {CONFIG_FILE}, {WEIGHTS_FILE}, {TOKENIZER_FILE}, {REFERENCE_FILE} and {BRANDS_FILE})")]
     MissingFile { path: PathBuf },
     #[error("{path}: {source}")]
     Io {
@@ -98,6 +101,22 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Artifac
         source,
     })?;
     std::fs::write(path, text + "\n").map_err(io(path))
+}
+
+fn read_brands(path: &Path) -> Result<BrandIndex, ArtifactError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ArtifactError::MissingFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            io(path)(source)
+        }
+    })?;
+    BrandIndex::from_json(&text).map_err(|e| ArtifactError::Invalid {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> ArtifactError {
@@ -185,6 +204,16 @@ impl Model {
                 reason: e.to_string(),
             })?;
         write_json(&stage.join(REFERENCE_FILE), self.featurizer.references())?;
+        let brands_path = stage.join(BRANDS_FILE);
+        let brands = self
+            .featurizer
+            .brands()
+            .to_json()
+            .map_err(|source| ArtifactError::Json {
+                path: brands_path.clone(),
+                source,
+            })?;
+        std::fs::write(&brands_path, brands).map_err(io(&brands_path))?;
         if let Some(metrics) = extras.metrics {
             write_json(&stage.join(METRICS_FILE), metrics)?;
         }
@@ -370,12 +399,14 @@ impl Model {
             }
         };
         let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
+        let brands = read_brands(&dir.join(BRANDS_FILE))?;
         let featurizer = Featurizer::new(config.features.clone(), tokenizer, references)
             .map_err(|e| ArtifactError::Invalid {
                 path: config_path.clone(),
                 reason: e.to_string(),
             })?
-            .with_known_terms(known_terms);
+            .with_known_terms(known_terms)
+            .with_brands(Arc::new(brands));
         let model = Model {
             network: Network {
                 config: config.network,

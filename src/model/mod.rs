@@ -3,9 +3,11 @@
 
 pub mod artifact;
 pub mod network;
+pub mod operating;
 
+use crate::brand::Relation;
 use crate::currency::CurrencyRates;
-use crate::decision::{Decision, Thresholds};
+use crate::decision::{Decision, Evidence, EvidenceRule, Thresholds};
 use crate::features::{
     ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
     LOG_RATIO_INDEX,
@@ -15,6 +17,7 @@ use crate::metrics::PlattCalibration;
 use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
 use network::{dot, Network, NetworkConfig};
+use operating::{OperatingError, OperatingStats, Targets};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -22,8 +25,9 @@ use xxhash_rust::xxh3::xxh3_64;
 pub use artifact::ArtifactError;
 
 /// Version of the on-disk model layout; loaders refuse any other. 2: the known-terms
-/// bitset in the weights file.
-pub const FORMAT_VERSION: u32 = 2;
+/// bitset in the weights file. 3: brand identification (`brands.json`, two dense features) and
+/// the evidence rule.
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -36,6 +40,17 @@ pub enum ModelError {
 pub struct ThresholdTargets {
     pub block_precision: f64,
     pub review_recall: f64,
+    pub weak_review_precision: f64,
+}
+
+impl From<ThresholdTargets> for Targets {
+    fn from(t: ThresholdTargets) -> Targets {
+        Targets {
+            block_precision: t.block_precision,
+            review_recall: t.review_recall,
+            weak_review_precision: t.weak_review_precision,
+        }
+    }
 }
 
 /// Where the model came from: enough to tell two runs apart and to reproduce one.
@@ -69,9 +84,16 @@ pub struct ModelConfig {
     pub currency: CurrencyRates,
     pub limits: FieldLimits,
     pub thresholds: Thresholds,
+    /// What a listing needs beyond its probability to be blocked.
+    pub evidence_rule: EvidenceRule,
     pub threshold_targets: ThresholdTargets,
     pub calibration: PlattCalibration,
     pub quantification: QuantificationStats,
+    /// Validation score histograms the thresholds are chosen from, at any prevalence.
+    pub operating: OperatingStats,
+    /// The counterfeit share thresholds and probabilities refer to: the validation share
+    /// unless the deployment set another (see [`Model::with_expected_prevalence`]).
+    pub expected_prevalence: f64,
     pub training: TrainingInfo,
     /// SHA-256 of `model.safetensors`, checked on load to catch corrupt copies.
     pub weights_sha256: String,
@@ -156,6 +178,26 @@ impl Model {
         self.config.thresholds
     }
 
+    /// The same model for a deployment where a share `prevalence` of listings is counterfeit:
+    /// probabilities shifted to that prior, and thresholds (and the weak-evidence review
+    /// threshold) chosen so the model's precision and recall targets hold at it.
+    pub fn with_expected_prevalence(mut self, prevalence: f64) -> Result<Model, OperatingError> {
+        let targets = Targets::from(self.config.threshold_targets);
+        let point = self
+            .config
+            .operating
+            .operating_point(targets, Some(prevalence))?;
+        // Calibration at the validation prior, then the shift: undo any earlier shift.
+        let earlier = self.config.expected_prevalence;
+        let prior = self.config.operating.prior;
+        let undo = (earlier / (1.0 - earlier)).ln() - (prior / (1.0 - prior)).ln();
+        self.config.calibration.b += point.logit_shift - undo;
+        self.config.thresholds = point.thresholds;
+        self.config.evidence_rule = point.evidence_rule(self.config.evidence_rule.min_known_share);
+        self.config.expected_prevalence = prevalence;
+        Ok(self)
+    }
+
     /// Replaces the decision thresholds (operators tune them to their review capacity).
     pub fn set_thresholds(&mut self, thresholds: Thresholds) {
         self.config.thresholds = thresholds;
@@ -183,12 +225,19 @@ impl Model {
         }
     }
 
-    pub fn score_from_logit(&self, logit: f32) -> Score {
+    /// The decision for a probability, given what else the listing offers.
+    pub fn decide(&self, probability: f32, evidence: Evidence) -> Decision {
+        self.config
+            .evidence_rule
+            .decide(&self.config.thresholds, probability, evidence)
+    }
+
+    pub fn score_from_logit(&self, logit: f32, evidence: Evidence) -> Score {
         let probability = self.config.calibration.apply(logit);
         Score {
             logit,
             probability,
-            decision: self.config.thresholds.decide(probability),
+            decision: self.decide(probability, evidence),
         }
     }
 
@@ -196,7 +245,8 @@ impl Model {
         let logits = self.network.logits(features)?;
         Ok(logits
             .into_iter()
-            .map(|l| self.score_from_logit(l))
+            .zip(features)
+            .map(|(l, f)| self.score_from_logit(l, f.evidence()))
             .collect())
     }
 
@@ -280,8 +330,9 @@ impl Model {
         Ok(logits
             .into_iter()
             .zip(reasons)
-            .map(|(logit, reasons)| Assessment {
-                score: self.score_from_logit(logit),
+            .zip(prepared)
+            .map(|((logit, reasons), item)| Assessment {
+                score: self.score_from_logit(logit, item.features().evidence()),
                 reasons,
             })
             .collect())
@@ -360,8 +411,9 @@ impl Model {
             .map(|(_, kind, term, weight)| (weight, Source::Term(kind, term)))
             .collect();
         for (k, name) in DENSE_FEATURES.iter().enumerate() {
-            let describable =
-                k == LOG_RATIO_INDEX || describe_dense(name, explained.features.dense[k]).is_some();
+            let describable = k == LOG_RATIO_INDEX
+                || describe_brand(name, explained, 0.0).is_some()
+                || describe_dense(name, explained.features.dense[k]).is_some();
             if describable {
                 candidates.push((gradient[dim + k] * input[dim + k], Source::Dense(k)));
             }
@@ -391,10 +443,9 @@ impl Model {
                     Source::Dense(k) if k == LOG_RATIO_INDEX => {
                         describe_price(&explained.price, &self.config.currency.base)
                     }
-                    Source::Dense(k) => {
-                        describe_dense(DENSE_FEATURES[k], explained.features.dense[k])
-                            .unwrap_or_default()
-                    }
+                    Source::Dense(k) => describe_brand(DENSE_FEATURES[k], explained, weight)
+                        .or_else(|| describe_dense(DENSE_FEATURES[k], explained.features.dense[k]))
+                        .unwrap_or_default(),
                 },
                 weight,
             })
@@ -446,6 +497,18 @@ fn describe_price(price: &crate::features::PriceContext, currency: &str) -> Stri
         "price is {share} the usual price for {group} (usual ≈ {:.2} {currency}, here {:.2} {currency})",
         price.usual_price, base
     )
+}
+
+/// The identified brand as a reason: "imitates Rolex: title has \"r0lex\", ...".
+fn describe_brand(name: &str, explained: &ExplainedFeatures, weight: f32) -> Option<String> {
+    let brand = explained.features.brand.as_ref()?;
+    let verb = match (name, brand.relation) {
+        ("claims_known_brand", Relation::Is) if weight > 0.0 => "imitates",
+        ("claims_known_brand", Relation::Is) => "claims to be",
+        ("accessory_for_known_brand", Relation::For) => "is an accessory for",
+        _ => return None,
+    };
+    Some(format!("{verb} {}", brand.describe()))
 }
 
 fn describe_dense(name: &str, value: f32) -> Option<String> {

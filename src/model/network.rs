@@ -319,6 +319,7 @@ mod tests {
             ids: vec![3, 3, 5, 0],
             dense: [2.0; DENSE_LEN],
             unknown: 0,
+            brand: None,
         };
         let mut out = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut out);
@@ -333,6 +334,7 @@ mod tests {
             ids: vec![3, 5, 5],
             dense: [0.3; DENSE_LEN],
             unknown: 0,
+            brand: None,
         };
         let mut x = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut x);
