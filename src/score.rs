@@ -3,10 +3,10 @@
 //! collects what the evaluation and prevalence reports need.
 
 use crate::decision::Decision;
+use crate::eval::prevalence::ScoredRow;
 use crate::features::Features;
 use crate::listing::Listing;
 use crate::model::{Model, ModelError};
-use crate::prevalence::ScoredRow;
 use crate::reader::{RawRow, ReadError, RowError, RowReader};
 use rayon::prelude::*;
 use std::fs::File;
@@ -200,21 +200,14 @@ pub fn score_chunk(
                 let Some(score) = scores.next() else {
                     break;
                 };
-                let currency = listing.price.as_ref().map(|p| p.currency.clone());
+                let row = ScoredRow::new(&listing, score.probability, score.decision, label);
                 out.push((
                     RowOutcome::Scored {
                         id: listing.id,
                         probability: score.probability,
                         decision: score.decision,
                     },
-                    Some(ScoredRow {
-                        probability: score.probability,
-                        decision: score.decision,
-                        brand: Some(listing.brand).filter(|b| !b.is_empty()),
-                        category: Some(listing.category).filter(|c| !c.is_empty()),
-                        currency,
-                        label,
-                    }),
+                    Some(row),
                     None,
                 ));
             }

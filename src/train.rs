@@ -4,15 +4,17 @@
 
 use crate::currency::CurrencyRates;
 use crate::decision::Thresholds;
+use crate::eval::calibration::PlattCalibration;
+use crate::eval::evaluation::{self, Evaluation};
+use crate::eval::prevalence::QuantificationStats;
+use crate::eval::ranking;
 use crate::features::{
     standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
 };
 use crate::listing::{FieldLimits, Listing};
-use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
-use crate::prevalence::QuantificationStats;
 use crate::reader::{load_rows, LoadError, Row, RowError};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use candle_core::{Device, Tensor, Var};
@@ -491,7 +493,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         }
         let train_loss = loss_sum / batches.max(1) as f64;
         let valid_logits = logits_of(&network, &valid_features)?;
-        let auc = metrics::roc_auc(&valid_logits, &valid_labels);
+        let auc = ranking::roc_auc(&valid_logits, &valid_labels);
         let report = EpochReport {
             epoch,
             train_loss,
@@ -546,14 +548,14 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         .into_iter()
         .map(|l| calibration.apply(l))
         .collect();
-    let block = metrics::threshold_for_precision(
+    let block = ranking::threshold_for_precision(
         &valid_probabilities,
         &valid_labels,
         options.block_precision,
     )
     .unwrap_or(1.0);
     let review =
-        metrics::threshold_for_recall(&valid_probabilities, &valid_labels, options.review_recall)
+        ranking::threshold_for_recall(&valid_probabilities, &valid_labels, options.review_recall)
             .unwrap_or(block);
     if review >= block {
         tracing::warn!(
@@ -566,12 +568,12 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         review: review.min(block),
         block,
     };
-    let validation = metrics::evaluate(&valid_probabilities, &valid_labels, &thresholds);
+    let validation = evaluation::evaluate(&valid_probabilities, &valid_labels, &thresholds);
     let categories: Vec<&str> = valid_rows
         .iter()
         .map(|r| r.listing.category.as_str())
         .collect();
-    let per_category = metrics::evaluate_by_group(
+    let per_category = evaluation::evaluate_by_group(
         &valid_probabilities,
         &valid_labels,
         &categories,

@@ -6,13 +6,13 @@ pub mod network;
 
 use crate::currency::CurrencyRates;
 use crate::decision::{Decision, Thresholds};
+use crate::eval::calibration::PlattCalibration;
+use crate::eval::prevalence::QuantificationStats;
 use crate::features::{
     ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
     LOG_RATIO_INDEX,
 };
 use crate::listing::{FieldLimits, Listing};
-use crate::metrics::PlattCalibration;
-use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
 use network::{dot, Network, NetworkConfig};
 use rayon::prelude::*;
