@@ -51,7 +51,7 @@ fn out_of_range_flags_are_refused_with_name_and_range() {
             "between 0 and 0.9",
         ),
         (
-            &["--brand-dropout", "-0.1"],
+            &["--brand-dropout=-0.1"],
             "--brand-dropout",
             "between 0 and 1",
         ),
