@@ -122,13 +122,16 @@ where
 
 /// A value parser for counts that must be at least 1.
 fn at_least_one(text: &str) -> Result<usize, String> {
-    in_range(1, usize::MAX)(text).map_err(|_| format!("must be at least 1, got {text}"))
+    let value: usize = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(format!("must be at least 1, got {value}"))
+    }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    knockoff::threads::set_worker_threads(None);
-    telemetry::init(args.log_format);
+/// The training options the (already range-checked) flags ask for.
+fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
     let rates = CurrencyRates::default()
         .with_overrides(&args.currency_rates)
         .context("--currency-rate")?;
@@ -138,7 +141,7 @@ fn main() -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
-    let options = TrainOptions {
+    Ok(TrainOptions {
         train: args.train.clone(),
         valid: args.valid.clone(),
         name,
@@ -169,7 +172,14 @@ fn main() -> anyhow::Result<()> {
             brand_share: args.holdout_brand_share,
         },
         ..TrainOptions::default()
-    };
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    knockoff::threads::set_worker_threads(None);
+    telemetry::init(args.log_format);
+    let options = train_options(&args)?;
     tracing::info!(train = %options.train.display(), valid = %options.valid.display(), out = %args.out.display(), seed = options.seed, "training");
 
     let progress = ProgressBar::new(0);

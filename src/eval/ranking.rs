@@ -145,18 +145,7 @@ impl Ranked {
             return Vec::new();
         }
         let (pos, neg) = (self.positives as f64, self.negatives as f64);
-        let mut curve = Vec::with_capacity(self.points.len() + 1);
-        curve.push(CurvePoint {
-            x: 0.0,
-            y: 0.0,
-            threshold: f32::INFINITY,
-        });
-        curve.extend(self.points.iter().map(|p| CurvePoint {
-            x: p.fp as f64 / neg,
-            y: p.tp as f64 / pos,
-            threshold: p.threshold,
-        }));
-        downsample(curve, MAX_CURVE_POINTS)
+        self.curve((0.0, 0.0), |p| (p.fp as f64 / neg, p.tp as f64 / pos))
     }
 
     fn pr_points(&self) -> Vec<CurvePoint> {
@@ -164,17 +153,28 @@ impl Ranked {
             return Vec::new();
         }
         let pos = self.positives as f64;
-        let mut curve = Vec::with_capacity(self.points.len() + 1);
         // The conventional (recall 0, precision 1) anchor, as sklearn draws it.
+        self.curve((0.0, 1.0), |p| {
+            (p.tp as f64 / pos, p.tp as f64 / (p.tp + p.fp) as f64)
+        })
+    }
+
+    /// A chart curve: `anchor` at `threshold = +inf`, then `(x, y)` of every operating
+    /// point, thinned.
+    fn curve(&self, anchor: (f64, f64), xy: impl Fn(&OpPoint) -> (f64, f64)) -> Vec<CurvePoint> {
+        let mut curve = Vec::with_capacity(self.points.len() + 1);
         curve.push(CurvePoint {
-            x: 0.0,
-            y: 1.0,
+            x: anchor.0,
+            y: anchor.1,
             threshold: f32::INFINITY,
         });
-        curve.extend(self.points.iter().map(|p| CurvePoint {
-            x: p.tp as f64 / pos,
-            y: p.tp as f64 / (p.tp + p.fp) as f64,
-            threshold: p.threshold,
+        curve.extend(self.points.iter().map(|p| {
+            let (x, y) = xy(p);
+            CurvePoint {
+                x,
+                y,
+                threshold: p.threshold,
+            }
         }));
         downsample(curve, MAX_CURVE_POINTS)
     }

@@ -2,7 +2,7 @@
 //! the score distribution, ROC and precision–recall curves, and the reliability diagram.
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
 use super::text::thousands;
@@ -23,6 +23,21 @@ const BLOCK_COLOR: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
 const GUIDE_COLOR: RGBColor = RGBColor(0xb0, 0xb0, 0xb0);
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The series legend every chart with more than one series draws, at `position`.
+fn draw_legend<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(GUIDE_COLOR)
+        .label_font((FONT, 13))
+        .draw()?;
+    Ok(())
+}
 
 /// Runs `draw` on a fresh SVG canvas and returns the SVG markup.
 fn render_svg<F>(chart: &'static str, size: (u32, u32), draw: F) -> Result<String, ReportError>
@@ -183,13 +198,7 @@ pub(super) fn group_chart(
                     + PathElement::new(vec![(0, 0), (16, 0)], style)
                     + Circle::new((8, 0), 4, style)
             });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(GUIDE_COLOR)
-            .label_font((FONT, 13))
-            .draw()?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -239,13 +248,7 @@ pub(super) fn score_chart(
                         PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                     });
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperMiddle)
-                .background_style(WHITE.mix(0.9))
-                .border_style(GUIDE_COLOR)
-                .label_font((FONT, 13))
-                .draw()?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperMiddle)?;
         }
         Ok(())
     })
