@@ -123,3 +123,32 @@ pub(super) fn key_figures_table(figures: &KeyFigures) -> String {
     html.push_str("</tbody>\n</table>\n");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_figures_table_keeps_its_rows_order_and_format() {
+        let figures = KeyFigures {
+            labelled_listings: 20684,
+            counterfeit: 3319,
+            roc_auc: 0.968_4,
+            pr_auc: 0.936_41,
+            recall_at_95_precision: 0.881,
+            expected_calibration_error: 0.002_6,
+            brier_score: 0.022_8,
+        };
+        // The table as the page showed it when the figures travelled as a JSON object.
+        let expected = "<table id=\"metrics-table\">\n<caption>Key figures</caption>\n<tbody>\n\
+            <tr><th>Brier score</th><td>0.0228</td></tr>\n\
+            <tr><th>PR-AUC</th><td>0.9364</td></tr>\n\
+            <tr><th>ROC-AUC</th><td>0.9684</td></tr>\n\
+            <tr><th>counterfeit (labelled)</th><td>3319</td></tr>\n\
+            <tr><th>expected calibration error</th><td>0.0026</td></tr>\n\
+            <tr><th>labelled listings</th><td>20684</td></tr>\n\
+            <tr><th>recall at 95% precision</th><td>0.8810</td></tr>\n\
+            </tbody>\n</table>\n";
+        assert_eq!(key_figures_table(&figures), expected);
+    }
+}

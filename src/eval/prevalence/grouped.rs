@@ -424,4 +424,69 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert!(json["overall"]["prevalence"].is_null());
     }
+
+    #[test]
+    fn flagged_json_keeps_block_and_review_and_reading_restores_allow() {
+        let (rows, stats) = report_fixture();
+        let report = PrevalenceReport::build(&rows, &stats, 20);
+        let flagged = report.overall.flagged;
+        assert_eq!(flagged.total(), report.overall.listings);
+        assert!(flagged.allow > 0);
+        let json = serde_json::to_value(&report.overall).unwrap();
+        let keys: Vec<&str> = json["flagged"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["block", "review"]);
+        let back: PrevalenceSummary = serde_json::from_value(json).unwrap();
+        assert_eq!(back.flagged, flagged);
+    }
+
+    #[test]
+    fn scored_row_from_a_listing_treats_empty_fields_as_missing() {
+        let listing = Listing {
+            id: "l-1".into(),
+            title: "bag".into(),
+            description: String::new(),
+            price: Some(crate::listing::Price {
+                amount: 10.0,
+                currency: "EUR".into(),
+                base_amount: 11.0,
+            }),
+            brand: String::new(),
+            category: "bags".into(),
+        };
+        let row = ScoredRow::new(&listing, 0.7, Decision::Review, Some(true));
+        assert_eq!(
+            row,
+            ScoredRow {
+                probability: 0.7,
+                decision: Decision::Review,
+                brand: None,
+                category: Some("bags".into()),
+                currency: Some("EUR".into()),
+                label: Some(true),
+            }
+        );
+        let no_price = Listing {
+            price: None,
+            ..listing
+        };
+        assert_eq!(
+            ScoredRow::new(&no_price, 0.1, Decision::Allow, None).currency,
+            None
+        );
+    }
+
+    #[test]
+    fn group_size_defaults_are_named_and_differ_on_purpose() {
+        use crate::eval::evaluation::MIN_EVAL_GROUP_ROWS;
+        use crate::eval::prevalence::MIN_GROUP_ROWS;
+        // knockoff-score's --min-group-rows and the training report: 100 (README).
+        assert_eq!(MIN_GROUP_ROWS, 100);
+        // Per-category evaluation metrics in training and knockoff-score: 50.
+        assert_eq!(MIN_EVAL_GROUP_ROWS, 50);
+    }
 }
