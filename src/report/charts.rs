@@ -2,6 +2,7 @@
 //! the score distribution, ROC and precision–recall curves, and the reliability diagram.
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
@@ -300,24 +301,37 @@ impl CurveKind {
     }
 }
 
+type UnitSquare<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A small chart over [0, 1]², captioned, with its axes named and its mesh drawn.
+fn unit_square<'a>(
+    root: &DrawingArea<SVGBackend<'a>, Shift>,
+    caption: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<UnitSquare<'a>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, (FONT, 18))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 12))
+        .draw()?;
+    Ok(chart)
+}
+
 /// A curve on the unit square; ROC also gets the chance diagonal for reference.
 pub(super) fn curve_chart(kind: CurveKind, curve: &Curve) -> Result<String, ReportError> {
     let points = unit_points(&curve.points);
     let caption = kind.caption(curve.area);
     let (x_desc, y_desc) = (kind.x_desc(), kind.y_desc());
     render_svg(kind.id(), SMALL_CHART, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(&caption, (FONT, 18))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((FONT, 12))
-            .draw()?;
+        let mut chart = unit_square(root, &caption, x_desc, y_desc)?;
         if kind == CurveKind::Roc {
             chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GUIDE_COLOR))?;
         }
@@ -340,18 +354,12 @@ pub(super) fn reliability_chart(bins: &[ReliabilityBin]) -> Result<String, Repor
         .collect();
     let max_count = points.iter().map(|p| p.2).max().unwrap_or(1).max(1) as f64;
     render_svg("chart-reliability", SMALL_CHART, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Reliability (calibration)", (FONT, 18))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(48)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)?;
-        chart
-            .configure_mesh()
-            .x_desc("mean predicted probability")
-            .y_desc("observed counterfeit rate")
-            .label_style((FONT, 12))
-            .draw()?;
+        let mut chart = unit_square(
+            root,
+            "Reliability (calibration)",
+            "mean predicted probability",
+            "observed counterfeit rate",
+        )?;
         chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GUIDE_COLOR))?;
         chart.draw_series(LineSeries::new(
             points.iter().map(|&(x, y, _)| (x, y)),
