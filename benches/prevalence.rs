@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use knockoff::decision::Decision;
+use knockoff::eval::prevalence::{self, QuantificationStats};
 use knockoff::model::Model;
-use knockoff::prevalence::{self, QuantificationStats};
 use knockoff::reader::RowReader;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

@@ -4,10 +4,10 @@
 
 use crate::brand::BrandMatch;
 use crate::decision::Decision;
+use crate::eval::prevalence::ScoredRow;
 use crate::features::Features;
 use crate::listing::Listing;
 use crate::model::{Model, ModelError};
-use crate::prevalence::ScoredRow;
 use crate::reader::{RawRow, ReadError, RowError, RowReader};
 use rayon::prelude::*;
 use std::fs::File;
@@ -240,7 +240,7 @@ pub fn score_chunk(
                 let Some(score) = scores.next() else {
                     break;
                 };
-                let currency = listing.price.as_ref().map(|p| p.currency.clone());
+                let row = ScoredRow::new(&listing, score.probability, score.decision, label);
                 out.push((
                     RowOutcome::Scored {
                         id: listing.id,
@@ -248,14 +248,7 @@ pub fn score_chunk(
                         decision: score.decision,
                         brand: features.brand,
                     },
-                    Some(ScoredRow {
-                        probability: score.probability,
-                        decision: score.decision,
-                        brand: Some(listing.brand).filter(|b| !b.is_empty()),
-                        category: Some(listing.category).filter(|c| !c.is_empty()),
-                        currency,
-                        label,
-                    }),
+                    Some(row),
                     None,
                 ));
             }

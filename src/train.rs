@@ -5,16 +5,18 @@
 use crate::brand::{BrandExample, BrandIndex, BrandLearning};
 use crate::currency::CurrencyRates;
 use crate::decision::{Decision, EvidenceRule};
+use crate::eval::calibration::PlattCalibration;
+use crate::eval::evaluation::{self, Evaluation};
+use crate::eval::prevalence::QuantificationStats;
+use crate::eval::ranking;
 use crate::features::{
     standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
 };
 use crate::listing::{FieldLimits, Listing};
-use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::operating::{OperatingStats, Targets};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
-use crate::prevalence::QuantificationStats;
 use crate::reader::{load_rows, LoadError, Row, RowError};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use candle_core::{Device, Tensor, Var};
@@ -186,7 +188,7 @@ impl DecisionFigures {
                 .filter(|((&d, &y), &s)| f(d, y, s))
                 .count() as f64
         };
-        let share = |a: f64, b: f64| if b == 0.0 { f64::NAN } else { a / b };
+        let share = |a: f64, b: f64| crate::eval::math::ratio(a as usize, b as usize);
         let fakes = count(&|_, y, _| y);
         let genuine = count(&|_, y, _| !y);
         let blocked = count(&|d, _, _| d == Decision::Block);
@@ -578,7 +580,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         }
         let train_loss = loss_sum / batches.max(1) as f64;
         let valid_logits = logits_of(&network, &valid_features)?;
-        let auc = metrics::roc_auc(&valid_logits, &valid_labels);
+        let auc = ranking::roc_auc(&valid_logits, &valid_labels);
         let report = EpochReport {
             epoch,
             train_loss,
@@ -675,12 +677,12 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         .map(|(&p, f)| evidence_rule.decide(&thresholds, p, f.evidence()))
         .collect();
     let decisions = DecisionFigures::new(&valid_decisions, &valid_labels, &valid_strong);
-    let validation = metrics::evaluate(&valid_probabilities, &valid_labels, &thresholds);
+    let validation = evaluation::evaluate(&valid_probabilities, &valid_labels, &thresholds);
     let categories: Vec<&str> = valid_rows
         .iter()
         .map(|r| r.listing.category.as_str())
         .collect();
-    let per_category = metrics::evaluate_by_group(
+    let per_category = evaluation::evaluate_by_group(
         &valid_probabilities,
         &valid_labels,
         &categories,
@@ -834,35 +836,15 @@ fn logits_of(network: &Network, features: &[Features]) -> Result<Vec<f32>, Train
 }
 
 fn unfamiliar_report(holdout: &Holdout, rows: &[Row], decisions: &[Decision]) -> UnfamiliarReport {
-    let mut genuine = 0usize;
-    let mut genuine_blocked = 0usize;
-    let mut genuine_flagged = 0usize;
-    let mut fakes = 0usize;
-    let mut fakes_flagged = 0usize;
-    for (row, &decision) in rows.iter().zip(decisions) {
-        if row.label == Some(true) {
-            fakes += 1;
-            fakes_flagged += usize::from(decision != crate::decision::Decision::Allow);
-        } else {
-            genuine += 1;
-            genuine_blocked += usize::from(decision == crate::decision::Decision::Block);
-            genuine_flagged += usize::from(decision != crate::decision::Decision::Allow);
-        }
-    }
-    let share = |a: usize, b: usize| {
-        if b == 0 {
-            f64::NAN
-        } else {
-            a as f64 / b as f64
-        }
-    };
+    let labels = labels_of(rows);
+    let figures = DecisionFigures::new(decisions, &labels, &vec![true; rows.len()]);
     UnfamiliarReport {
         holdout: holdout.clone(),
         listings: rows.len(),
-        genuine,
-        genuine_blocked_share: share(genuine_blocked, genuine),
-        genuine_flagged_share: share(genuine_flagged, genuine),
-        counterfeit_recall_at_review: share(fakes_flagged, fakes),
+        genuine: labels.iter().filter(|&&y| !y).count(),
+        genuine_blocked_share: figures.genuine_blocked_share,
+        genuine_flagged_share: figures.genuine_flagged_share,
+        counterfeit_recall_at_review: figures.flagged_recall,
     }
 }
 

@@ -9,7 +9,12 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use knockoff::decision::Thresholds;
+use knockoff::eval::evaluation::{evaluate, evaluate_by_group, MIN_EVAL_GROUP_ROWS};
+use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MIN_GROUP_ROWS};
+use knockoff::eval::summary::summary_table;
 use knockoff::model::Model;
+use knockoff::report::build::report_input;
+use knockoff::report::{headline_sentence, write_report, ReportFormat};
 use knockoff::telemetry::{self, LogFormat};
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,7 +37,7 @@ struct Args {
     #[arg(long, env = "KNOCKOFF_REPORT")]
     report: Option<PathBuf>,
     /// Groups (brand, category, currency) with fewer listings get no prevalence estimate.
-    #[arg(long, env = "KNOCKOFF_MIN_GROUP_ROWS", default_value_t = 100)]
+    #[arg(long, env = "KNOCKOFF_MIN_GROUP_ROWS", default_value_t = MIN_GROUP_ROWS)]
     min_group_rows: usize,
     /// Share of counterfeits expected among the listings scored, in (0, 1): probabilities are
     /// shifted to it and thresholds chosen so the model's precision and recall targets hold
@@ -98,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(report) = &args.report {
         // Refuse a bad report path before spending time on scoring.
-        knockoff::report::ReportFormat::from_path(report)?;
+        ReportFormat::from_path(report)?;
     }
     tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
 
@@ -131,47 +136,39 @@ fn main() -> anyhow::Result<()> {
     }
     let (probabilities, labels) = summary.labelled();
     if !labels.is_empty() {
-        let evaluation = knockoff::metrics::evaluate(&probabilities, &labels, &thresholds);
+        let evaluation = evaluate(&probabilities, &labels, &thresholds);
         let categories = summary.categories_of_labelled();
-        let per_category = knockoff::metrics::evaluate_by_group(
+        let per_category = evaluate_by_group(
             &probabilities,
             &labels,
             &categories,
             &thresholds,
-            50,
+            MIN_EVAL_GROUP_ROWS,
         );
-        writeln!(
-            out,
-            "{}",
-            knockoff::metrics::summary_table(&evaluation, &per_category)
-        )?;
+        writeln!(out, "{}", summary_table(&evaluation, &per_category))?;
     }
-    let input = knockoff::reporting::report_input(
+    let input = report_input(
         &format!("Counterfeit prevalence in {}", args.input.display()),
         &model,
         &summary.scored,
         args.min_group_rows,
     );
-    writeln!(
-        out,
-        "{}",
-        knockoff::report::headline_sentence(&input.prevalence)
-    )?;
+    writeln!(out, "{}", headline_sentence(&input.prevalence))?;
     writeln!(out, "{}", prevalence_table(&input.prevalence))?;
     if let Some(report) = &args.report {
-        knockoff::report::write_report(report, &input)?;
+        write_report(report, &input)?;
         writeln!(out, "wrote {}", report.display())?;
     }
     Ok(())
 }
 
 /// The per-group figures as an aligned text table (groups without an estimate say why).
-fn prevalence_table(report: &knockoff::prevalence::PrevalenceReport) -> String {
+fn prevalence_table(report: &PrevalenceReport) -> String {
     let mut lines = vec![format!(
         "{:<10} {:<24} {:>8} {:>7} {:>7} {:>24}",
         "by", "value", "listings", "block", "review", "prevalence (95% CI)"
     )];
-    let row = |by: &str, value: &str, s: &knockoff::prevalence::PrevalenceSummary| -> String {
+    let row = |by: &str, value: &str, s: &PrevalenceSummary| -> String {
         let estimate = match &s.prevalence {
             Some(p) => format!(
                 "{:.1}% ({:.1}–{:.1}%)",

@@ -8,13 +8,17 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use knockoff::currency::CurrencyRates;
+use knockoff::eval::summary::summary_table;
 use knockoff::features::FeatureConfig;
 use knockoff::model::artifact::Extras;
 use knockoff::model::network::NetworkConfig;
+use knockoff::report::build::training_report;
 use knockoff::telemetry::{self, LogFormat};
 use knockoff::train::{train, Holdout, TrainOptions};
+use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 /// Train a counterfeit-listing classifier and write it as a model directory.
 #[derive(Debug, Parser)]
@@ -42,35 +46,36 @@ struct Args {
     name: Option<String>,
     #[arg(long, env = "KNOCKOFF_SEED", default_value_t = 42)]
     seed: u64,
-    #[arg(long, env = "KNOCKOFF_EPOCHS", default_value_t = 8)]
+    #[arg(long, env = "KNOCKOFF_EPOCHS", default_value_t = 8, value_parser = at_least_one)]
     max_epochs: usize,
     /// Epochs without validation improvement before stopping.
-    #[arg(long, env = "KNOCKOFF_PATIENCE", default_value_t = 2)]
+    #[arg(long, env = "KNOCKOFF_PATIENCE", default_value_t = 2, value_parser = at_least_one)]
     patience: usize,
-    #[arg(long, env = "KNOCKOFF_BATCH_SIZE", default_value_t = 128)]
+    #[arg(long, env = "KNOCKOFF_BATCH_SIZE", default_value_t = 128, value_parser = at_least_one)]
     batch_size: usize,
     /// log2 of the number of hash buckets.
-    #[arg(long, env = "KNOCKOFF_HASH_BITS", default_value_t = 18)]
+    #[arg(long, env = "KNOCKOFF_HASH_BITS", default_value_t = 18, value_parser = in_range(1u32, 30))]
     hash_bits: u32,
     /// Terms (words, n-grams, brands) found in fewer training listings than this are
     /// left out of every listing's features; 0 keeps them all.
     #[arg(long, env = "KNOCKOFF_KNOWN_TERM_MIN_LISTINGS", default_value_t = FeatureConfig::default().known_term_min_listings)]
     known_term_min_listings: u8,
-    #[arg(long, env = "KNOCKOFF_EMBEDDING_DIM", default_value_t = 32)]
+    #[arg(long, env = "KNOCKOFF_EMBEDDING_DIM", default_value_t = 32, value_parser = at_least_one)]
     embedding_dim: usize,
-    #[arg(long, env = "KNOCKOFF_HIDDEN", default_value_t = 64)]
+    #[arg(long, env = "KNOCKOFF_HIDDEN", default_value_t = 64, value_parser = at_least_one)]
     hidden: usize,
     #[arg(long, env = "KNOCKOFF_EMBEDDING_LR", default_value_t = 0.1)]
     embedding_lr: f32,
     #[arg(long, env = "KNOCKOFF_MLP_LR", default_value_t = 2e-3)]
     mlp_lr: f64,
-    #[arg(long, env = "KNOCKOFF_TOKEN_DROPOUT", default_value_t = 0.1)]
+    /// Share of n-gram ids dropped from each training example (at most 0.9).
+    #[arg(long, env = "KNOCKOFF_TOKEN_DROPOUT", default_value_t = 0.1, value_parser = in_range(0.0f32, 0.9))]
     token_dropout: f32,
     /// Share of training rows also shown with the brand blanked.
-    #[arg(long, env = "KNOCKOFF_BRAND_DROPOUT", default_value_t = 0.2)]
+    #[arg(long, env = "KNOCKOFF_BRAND_DROPOUT", default_value_t = 0.2, value_parser = in_range(0.0, 1.0))]
     brand_dropout: f64,
     /// Share of training rows also shown with the category blanked.
-    #[arg(long, env = "KNOCKOFF_CATEGORY_DROPOUT", default_value_t = 0.2)]
+    #[arg(long, env = "KNOCKOFF_CATEGORY_DROPOUT", default_value_t = 0.2, value_parser = in_range(0.0, 1.0))]
     category_dropout: f64,
     /// Precision the `block` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_BLOCK_PRECISION", default_value_t = 0.95)]
@@ -99,22 +104,41 @@ struct Args {
     #[arg(long, env = "KNOCKOFF_HOLDOUT_CATEGORIES", value_delimiter = ',')]
     holdout_categories: Vec<String>,
     /// Share of brands kept out of training for the same check.
-    #[arg(long, env = "KNOCKOFF_HOLDOUT_BRAND_SHARE", default_value_t = 0.0)]
+    #[arg(long, env = "KNOCKOFF_HOLDOUT_BRAND_SHARE", default_value_t = 0.0, value_parser = in_range(0.0, 1.0))]
     holdout_brand_share: f64,
     #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    knockoff::threads::set_worker_threads(None);
-    telemetry::init(args.log_format);
-    if !(0.0..=1.0).contains(&args.holdout_brand_share) {
-        anyhow::bail!("--holdout-brand-share must be between 0 and 1");
+/// A value parser for a number in `[low, high]`. Out-of-range values are refused, not
+/// clamped: clap's error names the flag and this message the allowed range.
+fn in_range<T>(low: T, high: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
+where
+    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
+    T::Err: Display,
+{
+    move |text: &str| {
+        let value: T = text.trim().parse().map_err(|e| format!("{e}"))?;
+        if low <= value && value <= high {
+            Ok(value)
+        } else {
+            Err(format!("must be between {low} and {high}, got {value}"))
+        }
     }
-    if !(1..=30).contains(&args.hash_bits) {
-        anyhow::bail!("--hash-bits must be between 1 and 30");
+}
+
+/// A value parser for counts that must be at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    let value: usize = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if value >= 1 {
+        Ok(value)
+    } else {
+        Err(format!("must be at least 1, got {value}"))
     }
+}
+
+/// The training options the (already range-checked) flags ask for.
+fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
     let rates = CurrencyRates::default()
         .with_overrides(&args.currency_rates)
         .context("--currency-rate")?;
@@ -124,27 +148,27 @@ fn main() -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
-    let options = TrainOptions {
+    Ok(TrainOptions {
         train: args.train.clone(),
         valid: args.valid.clone(),
         name,
         seed: args.seed,
         max_epochs: args.max_epochs,
-        patience: args.patience.max(1),
-        batch_size: args.batch_size.max(1),
+        patience: args.patience,
+        batch_size: args.batch_size,
         embedding_learning_rate: args.embedding_lr,
         mlp_learning_rate: args.mlp_lr,
-        token_dropout: args.token_dropout.clamp(0.0, 0.9),
-        brand_dropout: args.brand_dropout.clamp(0.0, 1.0),
-        category_dropout: args.category_dropout.clamp(0.0, 1.0),
+        token_dropout: args.token_dropout,
+        brand_dropout: args.brand_dropout,
+        category_dropout: args.category_dropout,
         features: FeatureConfig {
             buckets: 1 << args.hash_bits,
             known_term_min_listings: args.known_term_min_listings,
             ..FeatureConfig::default()
         },
         network: NetworkConfig {
-            embedding_dim: args.embedding_dim.max(1),
-            hidden: args.hidden.max(1),
+            embedding_dim: args.embedding_dim,
+            hidden: args.hidden,
         },
         block_precision: args.block_precision,
         review_recall: args.review_recall,
@@ -157,7 +181,14 @@ fn main() -> anyhow::Result<()> {
             brand_share: args.holdout_brand_share,
         },
         ..TrainOptions::default()
-    };
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    knockoff::threads::set_worker_threads(None);
+    telemetry::init(args.log_format);
+    let options = train_options(&args)?;
     tracing::info!(train = %options.train.display(), valid = %options.valid.display(), out = %args.out.display(), seed = options.seed, "training");
 
     let progress = ProgressBar::new(0);
@@ -171,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         tracing::warn!(%error, "skipped");
     }
     let metrics = serde_json::to_value(&outcome.metrics)?;
-    let report = knockoff::reporting::training_report(&outcome).context("rendering report.html")?;
+    let report = training_report(&outcome).context("rendering report.html")?;
     outcome.model.save(
         &args.out,
         &Extras {
@@ -180,10 +211,7 @@ fn main() -> anyhow::Result<()> {
         },
     )?;
 
-    let summary = knockoff::metrics::summary_table(
-        &outcome.metrics.validation,
-        &outcome.metrics.per_category,
-    );
+    let summary = summary_table(&outcome.metrics.validation, &outcome.metrics.per_category);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{summary}")?;
     if let Some(u) = &outcome.metrics.unfamiliar {

@@ -8,13 +8,13 @@ pub mod operating;
 use crate::brand::Relation;
 use crate::currency::CurrencyRates;
 use crate::decision::{Decision, Evidence, EvidenceRule, Thresholds};
+use crate::eval::calibration::PlattCalibration;
+use crate::eval::prevalence::QuantificationStats;
 use crate::features::{
     ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
     LOG_RATIO_INDEX,
 };
 use crate::listing::{FieldLimits, Listing};
-use crate::metrics::PlattCalibration;
-use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
 use network::{dot, Network, NetworkConfig};
 use operating::{OperatingError, OperatingStats, Targets};

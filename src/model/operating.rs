@@ -7,6 +7,7 @@
 //! probabilities are shifted to that prior (Bayes' rule on the odds).
 
 use crate::decision::{EvidenceRule, Thresholds};
+use crate::eval::math::{logit, sigmoid};
 use serde::{Deserialize, Serialize};
 
 /// Histogram range on the calibrated logit; scores beyond it fall in the end bins.
@@ -71,20 +72,6 @@ pub enum OperatingError {
     Prevalence(f64),
     #[error("the model's validation statistics hold no {0} listings")]
     Empty(&'static str),
-}
-
-fn logit(p: f64) -> f64 {
-    (p / (1.0 - p)).ln()
-}
-
-/// Logistic function, safe for any input.
-pub fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
 }
 
 impl OperatingStats {
@@ -288,10 +275,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sigmoid_survives_extremes() {
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert_eq!(sigmoid(-1000.0), 0.0);
-        assert!((sigmoid(0.0) - 0.5).abs() < 1e-12);
-    }
 }

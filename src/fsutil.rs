@@ -1,0 +1,79 @@
+//! File helpers shared by everything that writes or fingerprints files: a whole-or-nothing
+//! file write and the SHA-256 of bytes or of a file.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// Writes `contents` to `path` so that the file appears whole or not at all: into a
+/// temporary file in the same directory (named `{prefix}<random>.tmp`), synced, made readable like
+/// any shared file (0644 on Unix; temporary files start owner-only), then renamed over
+/// `path`. A reader never sees half a file and a failed write leaves the old one.
+pub fn write_atomically(path: &Path, contents: &[u8], prefix: &str) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Lower-case hex SHA-256 of the file at `path`.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    Ok(sha256_hex(&std::fs::read(path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        write_atomically(&path, b"first", ".test-").unwrap();
+        write_atomically(&path, b"second", ".test-").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
+        let missing = dir.path().join("no-such-dir").join("x");
+        assert!(write_atomically(&missing, b"x", ".test-").is_err());
+    }
+
+    #[test]
+    fn sha256_of_bytes_and_file_agree() {
+        // SHA-256 of "abc" (FIPS 180-2 test vector).
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(sha256_hex(b"abc"), abc);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abc");
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(sha256_file(&path).unwrap(), abc);
+        assert!(sha256_file(&dir.path().join("missing")).is_err());
+    }
+}
