@@ -2,7 +2,7 @@
 //! and price features relative to the usual price. The only feature code in knockoff:
 //! training, batch scoring and serving all call [`Featurizer`].
 
-use crate::listing::Listing;
+use crate::data::listing::Listing;
 use crate::reference::{group_key, PriceKey, RefLevel, Reference, ReferencePrices};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -1132,8 +1132,8 @@ impl Featurizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::currency::CurrencyRates;
-    use crate::listing::{FieldLimits, RawListing, RawPrice};
+    use crate::data::currency::CurrencyRates;
+    use crate::data::listing::{FieldLimits, RawListing, RawPrice};
     use rand::{Rng, SeedableRng};
 
     fn featurizer() -> Featurizer {

@@ -2,18 +2,18 @@
 //! AdamW on the MLP, early stopping on validation, Platt calibration on a held-out split,
 //! thresholds for target precision and recall, and the evaluation that ships with the model.
 
-use crate::currency::CurrencyRates;
+use crate::data::currency::CurrencyRates;
+use crate::data::listing::{FieldLimits, Listing};
+use crate::data::reader::{load_rows, LoadError, Row, RowError};
 use crate::decision::Thresholds;
 use crate::features::{
     standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
 };
-use crate::listing::{FieldLimits, Listing};
 use crate::metrics::{self, Evaluation, PlattCalibration};
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
 use crate::prevalence::QuantificationStats;
-use crate::reader::{load_rows, LoadError, Row, RowError};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};

@@ -4,13 +4,13 @@
 pub mod artifact;
 pub mod network;
 
-use crate::currency::CurrencyRates;
+use crate::data::currency::CurrencyRates;
+use crate::data::listing::{FieldLimits, Listing};
 use crate::decision::{Decision, Thresholds};
 use crate::features::{
     ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
     LOG_RATIO_INDEX,
 };
-use crate::listing::{FieldLimits, Listing};
 use crate::metrics::PlattCalibration;
 use crate::prevalence::QuantificationStats;
 use crate::reference::RefLevel;
