@@ -68,8 +68,7 @@ pub async fn reload(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReloadOutcome>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body = state.body(body)?;
     let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadRequest::default()
     } else {

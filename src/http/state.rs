@@ -2,10 +2,13 @@
 //! Prometheus metrics; cheap to clone.
 
 use super::config::{ConfigError, ServerConfig};
+use super::error::ServerError;
 use super::metrics::ServerMetrics;
 use crate::model::Model;
 use crate::serve::queue::Queue;
 use crate::serve::{ModelInfo, ScoringCore, ServeError, StateOptions};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::FromRef;
 use std::sync::Arc;
 
@@ -80,6 +83,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &ServerMetrics {
         &self.inner.metrics
+    }
+
+    /// A request body as read, or why it could not be (413 above the body limit).
+    pub fn body(&self, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ServerError> {
+        body.map_err(|r| ServerError::from_body_rejection(r, self.config().max_body_bytes))
     }
 
     /// The scoring core the handlers hand their work to.

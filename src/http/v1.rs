@@ -216,8 +216,7 @@ pub async fn score(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ScoreResponse>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body = state.body(body)?;
     let (raws, batch) = parse_score_body(&body, state.config().max_batch_listings)?;
     let core = state.core();
     let model = core.current_model();

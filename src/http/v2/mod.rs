@@ -309,8 +309,7 @@ async fn run_infer(
     version: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InferResponse>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body = state.body(body)?;
     let model = find_model(&state, &name, version.as_deref())?;
     let request: InferRequest = parse_json(&body)?;
     let outputs = requested_outputs(request.outputs.as_deref())?;
