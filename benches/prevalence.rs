@@ -30,10 +30,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use knockoff::data::reader::RowReader;
 use knockoff::decision::Decision;
 use knockoff::eval::prevalence::{self, QuantificationStats};
 use knockoff::model::Model;
-use knockoff::reader::RowReader;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -452,10 +452,10 @@ fn score_validation(
     let mut failed = 0usize;
     while items.peek().is_some() {
         let chunk: Vec<_> = items.by_ref().take(CHUNK_ROWS).collect();
-        let outcomes = knockoff::score::score_chunk(model, &file, chunk)
+        let outcomes = knockoff::batch::score_chunk(model, &file, chunk)
             .unwrap_or_else(|e| panic!("scoring {file}: {e}"));
-        for (_, scored, _) in outcomes {
-            match scored {
+        for outcome in outcomes {
+            match outcome.scored {
                 Some(row) => match row.label {
                     Some(label) => {
                         let name = row.category.as_deref().unwrap_or(prevalence::NONE_GROUP);

@@ -5,9 +5,9 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use knockoff::data::reader::RowReader;
 use knockoff::features::Features;
 use knockoff::model::Model;
-use knockoff::reader::RowReader;
 use rayon::prelude::*;
 use std::path::Path;
 use std::time::Instant;
@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     );
     let out = std::env::temp_dir().join("knockoff-throughput.csv");
     let started = Instant::now();
-    let summary = knockoff::score::score_file(
+    let summary = knockoff::batch::score_file(
         &model,
         Path::new(&input),
         &out,

@@ -3,8 +3,8 @@
 //! training, batch scoring and serving all call [`Featurizer`].
 
 use crate::brand::{BrandIndex, BrandMatch, Relation};
+use crate::data::listing::Listing;
 use crate::decision::Evidence;
-use crate::listing::Listing;
 use crate::reference::{group_key, PriceKey, RefLevel, Reference, ReferencePrices};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -1177,8 +1177,8 @@ impl Featurizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::currency::CurrencyRates;
-    use crate::listing::{FieldLimits, RawListing, RawPrice};
+    use crate::data::currency::CurrencyRates;
+    use crate::data::listing::{FieldLimits, RawListing, RawPrice};
     use rand::{Rng, SeedableRng};
 
     fn featurizer() -> Featurizer {

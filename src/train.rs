@@ -3,7 +3,9 @@
 //! thresholds for target precision and recall, and the evaluation that ships with the model.
 
 use crate::brand::{BrandExample, BrandIndex, BrandLearning};
-use crate::currency::CurrencyRates;
+use crate::data::currency::CurrencyRates;
+use crate::data::listing::{FieldLimits, Listing};
+use crate::data::reader::{load_rows, LoadError, Row, RowError};
 use crate::decision::{Decision, EvidenceRule};
 use crate::eval::calibration::PlattCalibration;
 use crate::eval::evaluation::{self, Evaluation};
@@ -12,12 +14,10 @@ use crate::eval::ranking;
 use crate::features::{
     standard_tokenizer, FeatureConfig, Features, Featurizer, KnownTermCounter, KnownTerms,
 };
-use crate::listing::{FieldLimits, Listing};
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::operating::{OperatingStats, Targets};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
-use crate::reader::{load_rows, LoadError, Row, RowError};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use knockoff::listing::{RawListing, RawPrice};
+use knockoff::data::listing::{RawListing, RawPrice};
 use knockoff::model::artifact::{ArtifactError, CONFIG_FILE, WEIGHTS_FILE};
 use knockoff::model::Model;
 use std::path::{Path, PathBuf};
@@ -110,7 +110,7 @@ fn train_then_score_end_to_end() {
     let mut reader = csv::Reader::from_path(&scores).unwrap();
     assert_eq!(
         reader.headers().unwrap(),
-        knockoff::score::SCORES_COLUMNS.to_vec()
+        knockoff::batch::SCORES_COLUMNS.to_vec()
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let input_ids: Vec<String> = csv::Reader::from_path(&fixture)
@@ -451,7 +451,7 @@ fn training_is_reproducible_with_a_seed() {
 }
 
 /// A Rolex listing in watches, priced in USD, validated for `model`.
-fn rolex_watch(model: &Model, title: &str, usd: f64) -> knockoff::listing::Listing {
+fn rolex_watch(model: &Model, title: &str, usd: f64) -> knockoff::data::listing::Listing {
     RawListing {
         title: Some(title.into()),
         price: Some(RawPrice::Number(usd)),

@@ -323,7 +323,7 @@ fn bad_rows_keep_their_place_and_say_what_is_wrong() {
     let mut reader = csv::Reader::from_path(&output_csv).unwrap();
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        knockoff::score::SCORES_COLUMNS
+        knockoff::batch::SCORES_COLUMNS
     );
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(
@@ -430,7 +430,7 @@ fn header_only_file_reports_zero_listings() {
     assert!(json["overall"]["prevalence"].is_null(), "{json}");
     assert_eq!(json["groups"].as_array().map(Vec::len), Some(0), "{json}");
     let scored = std::fs::read_to_string(dir.path().join("scored.csv")).unwrap();
-    assert_eq!(scored.trim(), knockoff::score::SCORES_COLUMNS.join(","));
+    assert_eq!(scored.trim(), knockoff::batch::SCORES_COLUMNS.join(","));
 
     // The HTML page renders too (charts over no data must not panic).
     let (output, report) = score_with_report(model.path(), &input, dir.path(), "r.html", &[]);

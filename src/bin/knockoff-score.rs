@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use knockoff::batch::ScoreSummary;
 use knockoff::decision::Thresholds;
 use knockoff::eval::evaluation::{evaluate, evaluate_by_group, MIN_EVAL_GROUP_ROWS};
 use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MIN_GROUP_ROWS};
@@ -15,9 +16,10 @@ use knockoff::eval::summary::summary_table;
 use knockoff::model::Model;
 use knockoff::report::build::report_input;
 use knockoff::report::{headline_sentence, write_report, ReportFormat};
+use knockoff::serve::overrides::ThresholdOverrides;
 use knockoff::telemetry::{self, LogFormat};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Score listings from a file (.csv, .csv.gz, .jsonl, .jsonl.gz) into a CSV or JSONL file.
 #[derive(Debug, Parser)]
@@ -68,39 +70,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.log_format);
     knockoff::threads::set_worker_threads(args.threads);
-    let mut model = Model::load(&args.model)
-        .with_context(|| format!("loading model {}", args.model.display()))?;
-    if let Some(prevalence) = args.expected_prevalence {
-        model = model
-            .with_expected_prevalence(prevalence)
-            .context("--expected-prevalence")?;
-    }
-    let current = model.thresholds();
-    let thresholds = Thresholds {
-        review: args.review_threshold.unwrap_or(current.review),
-        block: args.block_threshold.unwrap_or(current.block),
-    };
-    for (name, value) in [("review", thresholds.review), ("block", thresholds.block)] {
-        if !(0.0..=1.0).contains(&value) {
-            anyhow::bail!("--{name}-threshold must be between 0 and 1, got {value}");
-        }
-    }
-    if thresholds.review > thresholds.block {
-        anyhow::bail!(
-            "the review threshold ({}) must not exceed the block threshold ({})",
-            thresholds.review,
-            thresholds.block
-        );
-    }
-    model.set_thresholds(thresholds);
-    if !args.currency_rates.is_empty() {
-        model.config.currency = model
-            .config
-            .currency
-            .clone()
-            .with_overrides(&args.currency_rates)
-            .context("--currency-rate")?;
-    }
+    let model = load_model(&args)?;
     if let Some(report) = &args.report {
         // Refuse a bad report path before spending time on scoring.
         ReportFormat::from_path(report)?;
@@ -113,40 +83,13 @@ fn main() -> anyhow::Result<()> {
             .context("progress template")?,
     );
     let started = std::time::Instant::now();
-    let summary = knockoff::score::score_file(&model, &args.input, &args.output, &progress)?;
+    let summary = knockoff::batch::score_file(&model, &args.input, &args.output, &progress)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "scored {} of {} rows in {:.2}s ({:.0} rows/s); {} rows could not be scored (see the error column of {})",
-        summary.scored.len(),
-        summary.rows,
-        seconds,
-        summary.rows as f64 / seconds.max(1e-9),
-        summary.errors.len(),
-        args.output.display()
-    )?;
-    for error in summary.errors.iter().take(20) {
-        writeln!(out, "  {error}")?;
-    }
-    if summary.errors.len() > 20 {
-        writeln!(out, "  ... and {} more", summary.errors.len() - 20)?;
-    }
-    let (probabilities, labels) = summary.labelled();
-    if !labels.is_empty() {
-        let evaluation = evaluate(&probabilities, &labels, &thresholds);
-        let categories = summary.categories_of_labelled();
-        let per_category = evaluate_by_group(
-            &probabilities,
-            &labels,
-            &categories,
-            &thresholds,
-            MIN_EVAL_GROUP_ROWS,
-        );
-        writeln!(out, "{}", summary_table(&evaluation, &per_category))?;
-    }
+    write_run_summary(&mut out, &summary, seconds, &args.output)?;
+    write_evaluation(&mut out, &summary, &model.thresholds())?;
     let input = report_input(
         &format!("Counterfeit prevalence in {}", args.input.display()),
         &model,
@@ -160,6 +103,80 @@ fn main() -> anyhow::Result<()> {
         writeln!(out, "wrote {}", report.display())?;
     }
     Ok(())
+}
+
+/// Loads the model with the operator's threshold and currency-rate overrides applied.
+fn load_model(args: &Args) -> anyhow::Result<Model> {
+    let mut model = Model::load(&args.model)
+        .with_context(|| format!("loading model {}", args.model.display()))?;
+    if let Some(prevalence) = args.expected_prevalence {
+        model = model
+            .with_expected_prevalence(prevalence)
+            .context("--expected-prevalence")?;
+    }
+    let overrides = ThresholdOverrides {
+        review: args.review_threshold,
+        block: args.block_threshold,
+    };
+    let thresholds = overrides.apply(model.thresholds())?;
+    model.set_thresholds(thresholds);
+    if !args.currency_rates.is_empty() {
+        model.config.currency = model
+            .config
+            .currency
+            .clone()
+            .with_overrides(&args.currency_rates)
+            .context("--currency-rate")?;
+    }
+    Ok(model)
+}
+
+/// How many rows were scored, how fast, and the first few that could not be.
+fn write_run_summary(
+    out: &mut impl Write,
+    summary: &ScoreSummary,
+    seconds: f64,
+    output: &Path,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "scored {} of {} rows in {:.2}s ({:.0} rows/s); {} rows could not be scored (see the error column of {})",
+        summary.scored.len(),
+        summary.rows,
+        seconds,
+        summary.rows as f64 / seconds.max(1e-9),
+        summary.errors.len(),
+        output.display()
+    )?;
+    for error in summary.errors.iter().take(20) {
+        writeln!(out, "  {error}")?;
+    }
+    if summary.errors.len() > 20 {
+        writeln!(out, "  ... and {} more", summary.errors.len() - 20)?;
+    }
+    Ok(())
+}
+
+/// For a labelled file, the same metrics table as training prints; nothing otherwise.
+fn write_evaluation(
+    out: &mut impl Write,
+    summary: &ScoreSummary,
+    thresholds: &Thresholds,
+) -> std::io::Result<()> {
+    let labelled = summary.labelled();
+    if labelled.labels.is_empty() {
+        return Ok(());
+    }
+    let evaluation = evaluate(&labelled.probabilities, &labelled.labels, thresholds);
+    let categories = summary.categories_of_labelled();
+    let per_category = evaluate_by_group(
+        &labelled.probabilities,
+        &labelled.labels,
+        &categories,
+        thresholds,
+        MIN_EVAL_GROUP_ROWS,
+    );
+    writeln!(out, "{}", summary_table(&evaluation, &per_category))
 }
 
 /// The per-group figures as an aligned text table (groups without an estimate say why).

@@ -1,7 +1,7 @@
-//! `knockoff-serve`: the real-time scoring server (see `knockoff::server`).
+//! `knockoff-serve`: the real-time scoring server (see `knockoff::http` and `knockoff::serve`).
 
 use clap::Parser;
-use knockoff::server::{self, Cli};
+use knockoff::http::{self, Cli};
 use knockoff::telemetry;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(server::run(config));
+    let result = runtime.block_on(http::run(config));
     // A reload still loading a model must not hold the exit back.
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {

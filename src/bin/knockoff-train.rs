@@ -7,7 +7,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use knockoff::currency::CurrencyRates;
+use knockoff::data::currency::CurrencyRates;
 use knockoff::eval::summary::summary_table;
 use knockoff::features::FeatureConfig;
 use knockoff::model::artifact::Extras;

@@ -426,7 +426,7 @@ impl Model {
 
     /// Scores a synthetic listing: a model that cannot produce a finite probability is refused.
     fn probe(&self) -> Result<(), String> {
-        let listing = crate::listing::Listing {
+        let listing = crate::data::listing::Listing {
             id: "probe".into(),
             title: "probe listing 探针".into(),
             description: String::new(),

@@ -6,7 +6,8 @@ pub mod network;
 pub mod operating;
 
 use crate::brand::Relation;
-use crate::currency::CurrencyRates;
+use crate::data::currency::CurrencyRates;
+use crate::data::listing::{FieldLimits, Listing};
 use crate::decision::{Decision, Evidence, EvidenceRule, Thresholds};
 use crate::eval::calibration::PlattCalibration;
 use crate::eval::prevalence::QuantificationStats;
@@ -14,7 +15,6 @@ use crate::features::{
     ExplainedFeatures, FeatureConfig, Features, Featurizer, TermKind, DENSE_FEATURES,
     LOG_RATIO_INDEX,
 };
-use crate::listing::{FieldLimits, Listing};
 use crate::reference::RefLevel;
 use network::{dot, Network, NetworkConfig};
 use operating::{OperatingError, OperatingStats, Targets};

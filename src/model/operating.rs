@@ -274,5 +274,4 @@ mod tests {
             assert!(s.operating_point(TARGETS, Some(p)).is_err(), "{p}");
         }
     }
-
 }

@@ -135,3 +135,19 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Runs the real `knockoff-score` with `args`, ignoring any `KNOCKOFF_*` settings of the
+/// caller's environment (clap reads them as defaults).
+pub fn run_knockoff_score(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_knockoff-score"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("KNOCKOFF_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running knockoff-score")
+}

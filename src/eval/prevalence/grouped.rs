@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::bootstrap::{estimate_with, BootstrapConfig, PrevalenceEstimate};
 use super::interval::Estimators;
 use super::{Method, QuantificationStats, CONFIDENCE_LEVEL, NONE_GROUP};
+use crate::data::listing::Listing;
 use crate::decision::Decision;
 use crate::eval::evaluation::DecisionCounts;
-use crate::listing::Listing;
 
 /// One scored listing as the report sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -450,7 +450,7 @@ mod tests {
             id: "l-1".into(),
             title: "bag".into(),
             description: String::new(),
-            price: Some(crate::listing::Price {
+            price: Some(crate::data::listing::Price {
                 amount: 10.0,
                 currency: "EUR".into(),
                 base_amount: 11.0,

@@ -8,10 +8,12 @@
 //! `probability` (FP32) and `decision` (BYTES), shape `[n]`. Rows are validated exactly
 //! like `/v1/score` listings; errors name the input and row, e.g. `price[2]`.
 
+mod decode;
+
 use super::error::{parse_json, ErrorBody, ServerError};
-use super::queue::LoadedModel;
-use super::AppState;
-use crate::listing::{RawListing, RawPrice};
+use super::state::AppState;
+use crate::serve::queue::LoadedModel;
+use crate::serve::ScoringCore;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -164,7 +166,7 @@ fn find_model(
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<LoadedModel>, ServerError> {
-    let model = state.current_model();
+    let model = state.core().current_model();
     if model.name() != name {
         return Err(ServerError::NotFound(format!(
             "unknown model `{name}`; this server serves `{}`",
@@ -307,16 +309,15 @@ async fn run_infer(
     version: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InferResponse>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body = state.body(body)?;
     let model = find_model(&state, &name, version.as_deref())?;
     let request: InferRequest = parse_json(&body)?;
     let outputs = requested_outputs(request.outputs.as_deref())?;
-    let raws = decode_inputs(&request.inputs, state.config().max_batch_listings)?;
-    let listings = AppState::validate(&model, raws, |row, field| format!("{field}[{row}]"))?;
+    let raws = decode::decode_inputs(&request.inputs, state.config().max_batch_listings)?;
+    let listings = ScoringCore::validate(&model, raws, |row, field| format!("{field}[{row}]"))?;
     let n = listings.len();
     // No reasons: the protocol's outputs have no place for them.
-    let scored = state.score(Arc::clone(&model), listings, 0).await?;
+    let scored = state.core().score(Arc::clone(&model), listings, 0).await?;
     let outputs = outputs
         .into_iter()
         .map(|output| match output {
@@ -368,284 +369,4 @@ fn requested_outputs(
             )),
         })
         .collect()
-}
-
-/// Appends the scalars of a possibly nested JSON array, row-major.
-fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
-        scalar => out.push(scalar),
-    }
-}
-
-/// Checks an input's shape against its data and returns the batch size: the shape must be
-/// `[n]` or `[n, 1, ...]` (one element per listing) and match the element count.
-fn batch_size(input: &InferInput, elements: usize) -> Result<usize, ServerError> {
-    let field = format!("{}.shape", input.name);
-    let Some(&first) = input.shape.first() else {
-        return Err(ServerError::invalid(
-            &field,
-            format!("{field}: must not be empty"),
-        ));
-    };
-    if input.shape.iter().any(|&d| d < 0) {
-        return Err(ServerError::invalid(
-            &field,
-            format!("{field}: dimensions must not be negative"),
-        ));
-    }
-    let per_row: i64 = input.shape[1..]
-        .iter()
-        .try_fold(1i64, |acc, &d| acc.checked_mul(d))
-        .unwrap_or(i64::MAX);
-    if per_row != 1 {
-        return Err(ServerError::invalid(
-            &field,
-            format!("{field}: each listing takes one element, so the shape must be [n] or [n, 1] (got {:?})", input.shape),
-        ));
-    }
-    let n = usize::try_from(first).unwrap_or(usize::MAX);
-    if n != elements {
-        return Err(ServerError::invalid(
-            &field,
-            format!(
-                "{field}: {:?} needs {n} elements but data has {elements}",
-                input.shape
-            ),
-        ));
-    }
-    Ok(n)
-}
-
-/// Turns input tensors into one raw listing per row.
-fn decode_inputs(inputs: &[InferInput], max: usize) -> Result<Vec<RawListing>, ServerError> {
-    let mut texts: [Option<Vec<String>>; 5] = Default::default();
-    let mut prices: Option<Vec<Option<f64>>> = None;
-    let mut rows: Option<(usize, &str)> = None;
-    for (i, input) in inputs.iter().enumerate() {
-        let name = input.name.as_str();
-        let slot = TEXT_INPUTS.iter().position(|t| *t == name);
-        if slot.is_none() && name != PRICE_INPUT {
-            return Err(ServerError::invalid(
-                format!("inputs[{i}].name"),
-                format!("unknown input `{name}`; inputs are title, description, brand, category, currency and price"),
-            ));
-        }
-        let already = match slot {
-            Some(k) => texts[k].is_some(),
-            None => prices.is_some(),
-        };
-        if already {
-            return Err(ServerError::invalid(
-                format!("inputs[{i}].name"),
-                format!("input `{name}` is given twice"),
-            ));
-        }
-        if !input.data.is_array() {
-            return Err(ServerError::invalid(
-                format!("{name}.data"),
-                format!("{name}.data: must be an array"),
-            ));
-        }
-        let mut elements = Vec::new();
-        flatten(&input.data, &mut elements);
-        let n = batch_size(input, elements.len())?;
-        match rows {
-            Some((expected, first)) if expected != n => {
-                return Err(ServerError::invalid(
-                    format!("{name}.shape"),
-                    format!("all inputs need the same batch size: `{first}` has {expected} rows, `{name}` has {n}"),
-                ));
-            }
-            Some(_) => {}
-            None => rows = Some((n, name)),
-        }
-        let datatype = input.datatype.to_ascii_uppercase();
-        match slot {
-            Some(k) => {
-                if datatype != "BYTES" {
-                    return Err(ServerError::invalid(
-                        format!("{name}.datatype"),
-                        format!("{name}.datatype: must be BYTES (got {})", input.datatype),
-                    ));
-                }
-                let column = elements
-                    .iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        Value::String(s) => Ok(s.clone()),
-                        other => Err(ServerError::invalid(
-                            format!("{name}[{row}]"),
-                            format!("{name}[{row}]: must be a string (got {other})"),
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                texts[k] = Some(column);
-            }
-            None => {
-                if !matches!(
-                    datatype.as_str(),
-                    "FP64" | "FP32" | "FP16" | "INT64" | "INT32"
-                ) {
-                    return Err(ServerError::invalid(
-                        format!("{name}.datatype"),
-                        format!(
-                            "{name}.datatype: must be FP64 or FP32 (got {})",
-                            input.datatype
-                        ),
-                    ));
-                }
-                let column = elements
-                    .iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        Value::Number(n) => Ok(n.as_f64()),
-                        // Lenient: JSON cannot carry NaN, so null stands for "no price".
-                        Value::Null => Ok(None),
-                        other => Err(ServerError::invalid(
-                            format!("{name}[{row}]"),
-                            format!("{name}[{row}]: must be a number (got {other})"),
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                prices = Some(column);
-            }
-        }
-    }
-    let [title, description, brand, category, currency] = texts;
-    let Some(title) = title else {
-        return Err(ServerError::invalid("title", "title: input is required"));
-    };
-    let n = title.len();
-    if n == 0 {
-        return Err(ServerError::invalid(
-            "title",
-            "title: the batch must hold at least one listing",
-        ));
-    }
-    if n > max {
-        return Err(ServerError::invalid(
-            "title",
-            format!("the batch has {n} listings; the limit is {max}"),
-        ));
-    }
-    let column = |c: Option<Vec<String>>| -> Vec<Option<String>> {
-        match c {
-            Some(values) => values.into_iter().map(Some).collect(),
-            None => vec![None; n],
-        }
-    };
-    let prices = prices.unwrap_or_else(|| vec![None; n]);
-    Ok(title
-        .into_iter()
-        .zip(column(description))
-        .zip(column(brand))
-        .zip(column(category))
-        .zip(column(currency))
-        .zip(prices)
-        .map(
-            |(((((title, description), brand), category), currency), price)| RawListing {
-                id: None,
-                title: Some(title),
-                description,
-                price: price.map(RawPrice::Number),
-                currency,
-                brand,
-                category,
-            },
-        )
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(name: &str, datatype: &str, shape: Vec<i64>, data: Value) -> InferInput {
-        InferInput {
-            name: name.into(),
-            shape,
-            datatype: datatype.into(),
-            parameters: None,
-            data,
-        }
-    }
-
-    #[test]
-    fn nested_and_flat_data_decode_alike() {
-        let flat = decode_inputs(
-            &[
-                input("title", "BYTES", vec![2], serde_json::json!(["a", "b"])),
-                input(
-                    "price",
-                    "FP32",
-                    vec![2, 1],
-                    serde_json::json!([[1.5], [2.0]]),
-                ),
-            ],
-            10,
-        )
-        .unwrap();
-        assert_eq!(flat.len(), 2);
-        assert_eq!(flat[1].price, Some(RawPrice::Number(2.0)));
-        assert_eq!(flat[0].title.as_deref(), Some("a"));
-        assert_eq!(flat[0].brand, None);
-    }
-
-    #[test]
-    fn bad_tensors_name_the_input() {
-        let field = |inputs: &[InferInput]| {
-            decode_inputs(inputs, 10)
-                .unwrap_err()
-                .field()
-                .map(str::to_owned)
-        };
-        assert_eq!(field(&[]), Some("title".into()));
-        assert_eq!(
-            field(&[input(
-                "title",
-                "BYTES",
-                vec![3],
-                serde_json::json!(["a", "b"])
-            )]),
-            Some("title.shape".into())
-        );
-        assert_eq!(
-            field(&[input("title", "FP32", vec![1], serde_json::json!([1.0]))]),
-            Some("title.datatype".into())
-        );
-        assert_eq!(
-            field(&[
-                input("title", "BYTES", vec![1], serde_json::json!(["a"])),
-                input("brand", "BYTES", vec![2], serde_json::json!(["a", "b"])),
-            ]),
-            Some("brand.shape".into())
-        );
-        assert_eq!(
-            field(&[input("colour", "BYTES", vec![1], serde_json::json!(["a"]))]),
-            Some("inputs[0].name".into())
-        );
-        assert_eq!(
-            field(&[input(
-                "title",
-                "BYTES",
-                vec![2],
-                serde_json::json!(["a", 3])
-            )]),
-            Some("title[1]".into())
-        );
-        assert_eq!(
-            field(&[input(
-                "title",
-                "BYTES",
-                vec![1, 2],
-                serde_json::json!([["a", "b"]])
-            )]),
-            Some("title.shape".into())
-        );
-        assert_eq!(
-            field(&[input("title", "BYTES", vec![-1], serde_json::json!(["a"]))]),
-            Some("title.shape".into())
-        );
-    }
 }

@@ -4,15 +4,18 @@
 //!
 //! Each [`ServerMetrics`] owns its own recorder instead of installing a global one, so
 //! several routers in one process (tests) keep separate counts; every update runs through
-//! `metrics::with_local_recorder`.
+//! `metrics::with_local_recorder`. The scoring core reports into it through its
+//! [`Observer`] trait; the HTTP middleware [`track`] and the `GET /metrics` handler use it
+//! directly.
 
 use super::error::RejectionReason;
-use super::AppState;
 use crate::decision::Decision;
+use crate::serve::queue::ScoredListing;
+use crate::serve::Observer;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::{header, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -36,14 +39,18 @@ const PROBABILITY_BUCKETS: &[f64] = &[
     0.9, 0.95, 1.0,
 ];
 
-/// Handles to one recorder and its renderer; cheap to clone.
+/// Handles to one recorder and its renderer; cheap to clone (one shared pointer).
 #[derive(Clone)]
 pub struct ServerMetrics {
-    recorder: Arc<PrometheusRecorder>,
+    inner: Arc<Recording>,
+}
+
+struct Recording {
+    recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     /// Series without per-request labels, registered once: recording through a handle
     /// skips the key lookup that every scored request would otherwise pay several times.
-    fixed: Arc<FixedSeries>,
+    fixed: FixedSeries,
 }
 
 struct FixedSeries {
@@ -108,16 +115,18 @@ impl ServerMetrics {
                 .map(|d| counter!("knockoff_decisions_total", "decision" => d.as_str())),
         });
         let metrics = ServerMetrics {
-            recorder: Arc::new(recorder),
-            handle,
-            fixed: Arc::new(fixed),
+            inner: Arc::new(Recording {
+                recorder,
+                handle,
+                fixed,
+            }),
         };
         metrics.describe();
         metrics
     }
 
     fn with<T>(&self, f: impl FnOnce() -> T) -> T {
-        metrics::with_local_recorder(self.recorder.as_ref(), f)
+        metrics::with_local_recorder(&self.inner.recorder, f)
     }
 
     fn describe(&self) {
@@ -178,13 +187,13 @@ impl ServerMetrics {
 
     /// The Prometheus text exposition of everything recorded so far.
     pub fn render(&self) -> String {
-        self.handle.render()
+        self.inner.handle.render()
     }
 
     /// Drains histogram samples into their buckets; without it samples pile up between
     /// scrapes. The model thread calls it periodically.
     pub fn upkeep(&self) {
-        self.handle.run_upkeep();
+        self.inner.handle.run_upkeep();
     }
 
     pub fn record_request(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
@@ -215,13 +224,13 @@ impl ServerMetrics {
     }
 
     pub fn record_request_listings(&self, listings: usize) {
-        self.fixed.request_listings.record(listings as f64);
+        self.inner.fixed.request_listings.record(listings as f64);
     }
 
     /// Queue depth moves by increments, never by `set`: the handler and the model thread
     /// update it concurrently, and a stale `set` could overwrite a newer value for good.
     pub fn queue_depth_changed(&self, delta: f64) {
-        self.fixed.queue_depth.increment(delta);
+        self.inner.fixed.queue_depth.increment(delta);
     }
 
     pub fn set_queue_capacity(&self, capacity: usize) {
@@ -229,12 +238,15 @@ impl ServerMetrics {
     }
 
     pub fn record_queue_wait(&self, waited: Duration) {
-        self.fixed.queue_wait.record(waited.as_secs_f64());
+        self.inner.fixed.queue_wait.record(waited.as_secs_f64());
     }
 
     pub fn record_batch(&self, listings: usize, elapsed: Duration) {
-        self.fixed.batch_listings.record(listings as f64);
-        self.fixed.batch_duration.record(elapsed.as_secs_f64());
+        self.inner.fixed.batch_listings.record(listings as f64);
+        self.inner
+            .fixed
+            .batch_duration
+            .record(elapsed.as_secs_f64());
     }
 
     pub fn record_scoring_failure(&self) {
@@ -243,14 +255,14 @@ impl ServerMetrics {
 
     pub fn record_scores(&self, scores: impl Iterator<Item = (f32, Decision)>) {
         for (p, decision) in scores {
-            self.fixed.probability.record(f64::from(p));
-            self.fixed.decisions[decision as usize].increment(1);
+            self.inner.fixed.probability.record(f64::from(p));
+            self.inner.fixed.decisions[decision as usize].increment(1);
         }
     }
 
     /// One scored listing's share of known terms (see `Features::known_share`).
     pub fn record_known_term_share(&self, share: f32) {
-        self.fixed.known_term_share.record(f64::from(share));
+        self.inner.fixed.known_term_share.record(f64::from(share));
     }
 
     pub fn set_model_info(&self, name: &str, version: &str, value: f64) {
@@ -268,7 +280,7 @@ impl ServerMetrics {
 
 /// Middleware: counts and times every request under its route template (never the raw
 /// path, which would let clients create unbounded series), and counts rejections by reason.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<ServerMetrics>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -277,7 +289,6 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
-    let metrics = state.metrics();
     metrics.record_request(
         &route,
         &method,
@@ -288,6 +299,71 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         metrics.record_rejection(&route, reason);
     }
     response
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+pub async fn metrics(State(metrics): State<ServerMetrics>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+/// The scoring core's measurements, recorded as Prometheus series.
+impl Observer for ServerMetrics {
+    fn queue_capacity(&self, capacity: usize) {
+        self.set_queue_capacity(capacity);
+    }
+
+    fn queue_depth_changed(&self, delta: f64) {
+        ServerMetrics::queue_depth_changed(self, delta);
+    }
+
+    fn queue_wait(&self, waited: Duration) {
+        self.record_queue_wait(waited);
+    }
+
+    fn batch(&self, listings: usize, elapsed: Duration) {
+        self.record_batch(listings, elapsed);
+    }
+
+    fn scoring_failure(&self) {
+        self.record_scoring_failure();
+    }
+
+    fn scored(&self, listings: &[ScoredListing]) {
+        self.record_scores(listings.iter().map(|s| (s.probability, s.decision)));
+    }
+
+    fn request_listings(&self, listings: usize) {
+        self.record_request_listings(listings);
+    }
+
+    fn known_term_share(&self, share: f32) {
+        self.record_known_term_share(share);
+    }
+
+    fn model_serving(&self, name: &str, version: &str, serving: bool) {
+        self.set_model_info(name, version, if serving { 1.0 } else { 0.0 });
+    }
+
+    fn reload(&self, ok: bool) {
+        self.record_reload(ok);
+    }
+
+    fn upkeep(&self) {
+        ServerMetrics::upkeep(self);
+    }
 }
 
 #[cfg(test)]

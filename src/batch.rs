@@ -3,12 +3,12 @@
 //! collects what the evaluation and prevalence reports need.
 
 use crate::brand::BrandMatch;
+use crate::data::listing::Listing;
+use crate::data::reader::{RawRow, ReadError, RowError, RowReader};
 use crate::decision::Decision;
 use crate::eval::prevalence::ScoredRow;
 use crate::features::Features;
-use crate::listing::Listing;
-use crate::model::{Model, ModelError};
-use crate::reader::{RawRow, ReadError, RowError, RowReader};
+use crate::model::{Model, ModelError, Score};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -21,7 +21,7 @@ const CHUNK_ROWS: usize = 8192;
 const MODEL_BATCH: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ScoreError {
+pub enum BatchError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("{path}: {source}")]
@@ -60,13 +60,25 @@ pub struct ScoreSummary {
     pub scored: Vec<ScoredRow>,
 }
 
+/// The scored rows that carry a label: `probabilities[i]` was scored for `labels[i]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Labelled {
+    pub probabilities: Vec<f32>,
+    pub labels: Vec<bool>,
+}
+
 impl ScoreSummary {
     /// Probabilities and labels of scored rows that carry a label.
-    pub fn labelled(&self) -> (Vec<f32>, Vec<bool>) {
-        self.scored
+    pub fn labelled(&self) -> Labelled {
+        let (probabilities, labels) = self
+            .scored
             .iter()
             .filter_map(|r| r.label.map(|l| (r.probability, l)))
-            .unzip()
+            .unzip();
+        Labelled {
+            probabilities,
+            labels,
+        }
     }
 
     pub fn categories_of_labelled(&self) -> Vec<&str> {
@@ -116,18 +128,18 @@ enum Sink {
 }
 
 impl Sink {
-    fn create(path: &Path) -> Result<Sink, ScoreError> {
+    fn create(path: &Path) -> Result<Sink, BatchError> {
         let name = path.to_string_lossy().to_ascii_lowercase();
         let format = if name.ends_with(".csv") {
             OutputFormat::Csv
         } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
             OutputFormat::JsonLines
         } else {
-            return Err(ScoreError::OutputFormat {
+            return Err(BatchError::OutputFormat {
                 path: path.to_path_buf(),
             });
         };
-        let file = File::create(path).map_err(|source| ScoreError::Write {
+        let file = File::create(path).map_err(|source| BatchError::Write {
             path: path.to_path_buf(),
             source,
         })?;
@@ -136,7 +148,7 @@ impl Sink {
             OutputFormat::Csv => {
                 let mut w = csv::Writer::from_writer(writer);
                 w.write_record(SCORES_COLUMNS)
-                    .map_err(|e| ScoreError::Write {
+                    .map_err(|e| BatchError::Write {
                         path: path.to_path_buf(),
                         source: e.into(),
                     })?;
@@ -202,10 +214,56 @@ impl Sink {
 }
 
 /// A validated row: the listing, its label if any, and its features.
-type Validated = (Listing, Option<bool>, Features);
+struct Validated {
+    listing: Listing,
+    label: Option<bool>,
+    features: Features,
+}
 
 /// One row's result: what to write, what reports need (if scored), and why it failed (if not).
-pub type ChunkRow = (RowOutcome, Option<ScoredRow>, Option<RowError>);
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkRow {
+    pub outcome: RowOutcome,
+    pub scored: Option<ScoredRow>,
+    pub error: Option<RowError>,
+}
+
+impl ChunkRow {
+    fn scored(
+        listing: Listing,
+        label: Option<bool>,
+        brand: Option<BrandMatch>,
+        score: &Score,
+    ) -> ChunkRow {
+        let row = scored_row(&listing, label, score);
+        ChunkRow {
+            outcome: RowOutcome::Scored {
+                id: listing.id,
+                probability: score.probability,
+                decision: score.decision,
+                brand,
+            },
+            scored: Some(row),
+            error: None,
+        }
+    }
+
+    fn failed(error: RowError) -> ChunkRow {
+        ChunkRow {
+            outcome: RowOutcome::Failed {
+                id: error.id.clone().unwrap_or_default(),
+                error: error.to_string(),
+            },
+            scored: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// The one place batch scoring turns a scored listing into what the reports need.
+pub fn scored_row(listing: &Listing, label: Option<bool>, score: &Score) -> ScoredRow {
+    ScoredRow::new(listing, score.probability, score.decision, label)
+}
 
 /// Validates and scores one chunk of read rows in parallel, keeping order.
 pub fn score_chunk(
@@ -218,14 +276,18 @@ pub fn score_chunk(
         .map(|item| {
             let row = item?.validate(file, model.rates(), model.limits(), false)?;
             let features = model.featurizer.featurize(&row.listing);
-            Ok((row.listing, row.label, features))
+            Ok(Validated {
+                listing: row.listing,
+                label: row.label,
+                features,
+            })
         })
         .collect();
     let ok: Vec<&Features> = validated
         .iter()
-        .filter_map(|r| r.as_ref().ok().map(|(_, _, f)| f))
+        .filter_map(|r| r.as_ref().ok().map(|v| &v.features))
         .collect();
-    let scores: Vec<_> = ok
+    let scores: Vec<Score> = ok
         .par_chunks(MODEL_BATCH)
         .map(|batch| model.score_features(batch))
         .collect::<Result<Vec<_>, _>>()?
@@ -236,30 +298,18 @@ pub fn score_chunk(
     let mut out = Vec::with_capacity(validated.len());
     for item in validated {
         match item {
-            Ok((listing, label, features)) => {
+            Ok(row) => {
                 let Some(score) = scores.next() else {
                     break;
                 };
-                let row = ScoredRow::new(&listing, score.probability, score.decision, label);
-                out.push((
-                    RowOutcome::Scored {
-                        id: listing.id,
-                        probability: score.probability,
-                        decision: score.decision,
-                        brand: features.brand,
-                    },
-                    Some(row),
-                    None,
+                out.push(ChunkRow::scored(
+                    row.listing,
+                    row.label,
+                    row.features.brand,
+                    &score,
                 ));
             }
-            Err(error) => out.push((
-                RowOutcome::Failed {
-                    id: error.id.clone().unwrap_or_default(),
-                    error: error.to_string(),
-                },
-                None,
-                Some(error),
-            )),
+            Err(error) => out.push(ChunkRow::failed(error)),
         }
     }
     Ok(out)
@@ -272,17 +322,17 @@ pub fn score_file(
     input: &Path,
     output: &Path,
     progress: &indicatif::ProgressBar,
-) -> Result<ScoreSummary, ScoreError> {
+) -> Result<ScoreSummary, BatchError> {
     let reader = RowReader::open(input)?;
     let file = input.display().to_string();
     let mut sink = Sink::create(output)?;
-    let write_error = |source: std::io::Error| ScoreError::Write {
+    let write_error = |source: std::io::Error| BatchError::Write {
         path: output.to_path_buf(),
         source,
     };
     let (sender, receiver) = sync_channel::<Vec<Result<RawRow, RowError>>>(2);
     let mut summary = ScoreSummary::default();
-    std::thread::scope(|scope| -> Result<(), ScoreError> {
+    std::thread::scope(|scope| -> Result<(), BatchError> {
         scope.spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
             for item in reader {
@@ -300,10 +350,10 @@ pub fn score_file(
         });
         for chunk in receiver {
             let n = chunk.len();
-            for (outcome, scored, error) in score_chunk(model, &file, chunk)? {
-                sink.write(&outcome).map_err(write_error)?;
-                summary.scored.extend(scored);
-                summary.errors.extend(error);
+            for row in score_chunk(model, &file, chunk)? {
+                sink.write(&row.outcome).map_err(write_error)?;
+                summary.scored.extend(row.scored);
+                summary.errors.extend(row.error);
             }
             summary.rows += n;
             progress.inc(n as u64);

@@ -6,7 +6,7 @@
 //! model: after a hot reload, requests already queued still finish on the model they were
 //! accepted under, and the old model is dropped when its last job is answered.
 
-use super::metrics::ServerMetrics;
+use super::observer::Observer;
 use crate::decision::Decision;
 use crate::model::{Model, Prepared, Reason};
 use std::panic::AssertUnwindSafe;
@@ -142,7 +142,7 @@ pub struct Queue {
     gate: Arc<Gate>,
     running: Arc<AtomicBool>,
     capacity: usize,
-    metrics: ServerMetrics,
+    observer: Arc<dyn Observer>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -156,7 +156,7 @@ impl std::fmt::Debug for Queue {
 
 impl Queue {
     /// Starts the model thread.
-    pub fn start(options: QueueOptions, metrics: ServerMetrics) -> std::io::Result<Queue> {
+    pub fn start(options: QueueOptions, observer: Arc<dyn Observer>) -> std::io::Result<Queue> {
         let capacity = options.capacity.max(1);
         let (sender, receiver) = mpsc::sync_channel::<Job>(capacity);
         let depth = Arc::new(AtomicUsize::new(0));
@@ -168,7 +168,7 @@ impl Queue {
             depth: Arc::clone(&depth),
             gate: Arc::clone(&gate),
             max_model_batch: options.max_model_batch.max(1),
-            metrics: metrics.clone(),
+            observer: Arc::clone(&observer),
             carry: None,
         };
         let flag = Arc::clone(&running);
@@ -178,20 +178,20 @@ impl Queue {
                 worker.run();
                 flag.store(false, Ordering::SeqCst);
             })?;
-        metrics.set_queue_capacity(capacity);
-        metrics.queue_depth_changed(0.0);
+        observer.queue_capacity(capacity);
+        observer.queue_depth_changed(0.0);
         Ok(Queue {
             sender,
             depth,
             gate,
             running,
             capacity,
-            metrics,
+            observer,
         })
     }
 
     /// Queues listings for scoring without waiting: a full queue is an immediate error,
-    /// which the handler turns into 429.
+    /// which callers answer at once (HTTP: 429).
     pub fn submit(
         &self,
         model: Arc<LoadedModel>,
@@ -210,7 +210,7 @@ impl Queue {
         self.depth.fetch_add(1, Ordering::SeqCst);
         match self.sender.try_send(job) {
             Ok(()) => {
-                self.metrics.queue_depth_changed(1.0);
+                self.observer.queue_depth_changed(1.0);
                 Ok(receiver)
             }
             Err(e) => {
@@ -259,7 +259,7 @@ struct Worker {
     depth: Arc<AtomicUsize>,
     gate: Arc<Gate>,
     max_model_batch: usize,
-    metrics: ServerMetrics,
+    observer: Arc<dyn Observer>,
     /// A job taken from the channel that did not fit the previous batch.
     carry: Option<Job>,
 }
@@ -278,7 +278,7 @@ impl Worker {
                 None => match self.receiver.recv_timeout(UPKEEP_INTERVAL) {
                     Ok(job) => self.taken(job),
                     Err(RecvTimeoutError::Timeout) => {
-                        self.metrics.upkeep();
+                        self.observer.upkeep();
                         last_upkeep = Instant::now();
                         continue;
                     }
@@ -288,16 +288,16 @@ impl Worker {
             let batch = self.fill(first);
             self.score(batch);
             if last_upkeep.elapsed() >= UPKEEP_INTERVAL {
-                self.metrics.upkeep();
+                self.observer.upkeep();
                 last_upkeep = Instant::now();
             }
         }
-        self.metrics.upkeep();
+        self.observer.upkeep();
     }
 
     fn taken(&self, job: Job) -> Job {
         self.depth.fetch_sub(1, Ordering::SeqCst);
-        self.metrics.queue_depth_changed(-1.0);
+        self.observer.queue_depth_changed(-1.0);
         job
     }
 
@@ -330,7 +330,7 @@ impl Worker {
         };
         let started = Instant::now();
         for job in &jobs {
-            self.metrics.record_queue_wait(started - job.enqueued_at);
+            self.observer.queue_wait(started - job.enqueued_at);
         }
         let total = jobs.iter().map(|j| j.listings.len()).sum();
         let mut listings = PreparedListings {
@@ -359,11 +359,10 @@ impl Worker {
             Ok(Err(e)) => Err(ScoringError::Model(e)),
             Err(_) => Err(ScoringError::Panicked),
         };
-        self.metrics.record_batch(total, started.elapsed());
+        self.observer.batch(total, started.elapsed());
         match outcome {
             Ok(scored) => {
-                self.metrics
-                    .record_scores(scored.iter().map(|s| (s.probability, s.decision)));
+                self.observer.scored(&scored);
                 let mut scored = scored.into_iter();
                 for (n, _, reply) in parts {
                     // The receiver may have gone meanwhile; nothing to do then.
@@ -371,7 +370,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.metrics.record_scoring_failure();
+                self.observer.scoring_failure();
                 tracing::error!(error = %e, listings = total, "scoring a batch failed");
                 for (_, _, reply) in parts {
                     let _ = reply.send(Err(e.clone()));

@@ -3,9 +3,10 @@
 //! (no external scripts or fonts) that fetches and renders it.
 
 use super::error::ErrorBody;
-use super::{routes, v2, ModelInfo, ReloadOutcome};
-use crate::listing::{RawId, RawListing, RawPrice};
+use super::{admin, metrics, v1, v2};
+use crate::data::listing::{RawId, RawListing, RawPrice};
 use crate::model::Reason;
+use crate::serve::{ModelInfo, ReloadOutcome};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::OnceLock;
@@ -20,7 +21,7 @@ use utoipa::OpenApi;
             {\"error\": \"...\", \"field\": \"...\"} (field only when one is to blame)."
     ),
     paths(
-        routes::score,
+        v1::score,
         v2::live,
         v2::ready,
         v2::server_metadata,
@@ -30,8 +31,8 @@ use utoipa::OpenApi;
         v2::model_version_ready,
         v2::infer,
         v2::version_infer,
-        routes::metrics,
-        routes::reload,
+        metrics::metrics,
+        admin::reload,
         openapi_json,
         docs,
     ),
@@ -43,12 +44,12 @@ use utoipa::OpenApi;
         RawPrice,
         RawId,
         Reason,
-        routes::ScoreRequest,
-        routes::BatchRequest,
-        routes::ScoreResponse,
-        routes::ScoreResult,
-        routes::DecisionSchema,
-        routes::ReloadRequest,
+        v1::ScoreRequest,
+        v1::BatchRequest,
+        v1::ScoreResponse,
+        v1::ScoreResult,
+        v1::DecisionSchema,
+        admin::ReloadRequest,
         v2::LiveResponse,
         v2::ReadyResponse,
         v2::ModelReadyResponse,

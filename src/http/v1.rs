@@ -1,26 +1,23 @@
-//! The knockoff-native routes: `POST /v1/score`, `GET /metrics`, `POST /admin/reload`
-//! (bearer token), and the JSON 404/405 fallbacks.
+//! knockoff's own scoring route, `POST /v1/score`: one listing or `{"listings": [...]}`
+//! in, probability, decision and reasons out.
 //!
 //! Batch contract of `/v1/score`: a batch is all or nothing. If any listing is invalid the
 //! whole request is refused with 422 and `field` names the first bad one, e.g.
 //! `listings[3].price`; nothing is scored. Pipelines then fix or drop that listing and
 //! resend, instead of having to match partial results back to their inputs.
 
-use super::error::{json_error, parse_json, ErrorBody, ServerError};
-use super::{AppState, ModelInfo, ReloadOutcome};
+use super::error::{json_error, ErrorBody, ServerError};
+use super::state::AppState;
+use crate::data::listing::RawListing;
 use crate::decision::Decision;
-use crate::listing::RawListing;
 use crate::model::Reason;
+use crate::serve::{ModelInfo, ScoringCore};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, Uri};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::path::PathBuf;
 
 /// `{"listings": [...]}`: several listings scored in one request.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -69,15 +66,6 @@ pub struct ScoreResponse {
     pub model: ModelInfo,
     /// One result per listing, in request order.
     pub results: Vec<ScoreResult>,
-}
-
-/// `POST /admin/reload` body (optional): the model directory to load instead of reloading
-/// the current one.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReloadRequest {
-    #[serde(default)]
-    pub model: Option<String>,
 }
 
 /// Splits a `/v1/score` body into raw listings, and tells whether it was a batch.
@@ -228,18 +216,18 @@ pub async fn score(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ScoreResponse>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
+    let body = state.body(body)?;
     let (raws, batch) = parse_score_body(&body, state.config().max_batch_listings)?;
-    let model = state.current_model();
-    let listings = AppState::validate(&model, raws, |i, field| {
+    let core = state.core();
+    let model = core.current_model();
+    let listings = ScoringCore::validate(&model, raws, |i, field| {
         if batch {
             format!("listings[{i}].{field}")
         } else {
             field.to_string()
         }
     })?;
-    let scored = state
+    let scored = core
         .score(model.clone(), listings, state.config().reasons)
         .await?;
     Ok(Json(ScoreResponse {
@@ -257,94 +245,6 @@ pub async fn score(
             })
             .collect(),
     }))
-}
-
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
-)]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics().render(),
-    )
-        .into_response()
-}
-
-/// Middleware for admin routes: a configured token and a matching `Authorization: Bearer`
-/// header, checked before the body is read. Without a configured token the routes are off.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, ServerError> {
-    authorize(&state, request.headers())?;
-    Ok(next.run(request).await)
-}
-
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ServerError> {
-    let Some(token) = &state.config().admin_token else {
-        return Err(ServerError::AdminDisabled);
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim());
-    match presented {
-        Some(candidate) if token.matches(candidate) => Ok(()),
-        _ => Err(ServerError::Unauthorized),
-    }
-}
-
-/// Load a model (a new directory, or the current one again), validate it and swap it in.
-#[utoipa::path(
-    post,
-    path = "/admin/reload",
-    tag = "admin",
-    request_body(content = Option<ReloadRequest>, description = "Optional; {\"model\": \"path/to/model\"}"),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The new model serves; requests accepted earlier finish on the old one", body = ReloadOutcome),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "Admin routes disabled (no token configured)", body = ErrorBody),
-        (status = 422, description = "Model refused; the current model keeps serving", body = ErrorBody),
-    )
-)]
-pub async fn reload(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<ReloadOutcome>, ServerError> {
-    let body =
-        body.map_err(|r| ServerError::from_body_rejection(r, state.config().max_body_bytes))?;
-    let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ReloadRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    let path = match request.model.as_deref().map(str::trim) {
-        Some("") => return Err(ServerError::invalid("model", "model: must not be empty")),
-        Some(path) => Some(PathBuf::from(path)),
-        None => None,
-    };
-    Ok(Json(state.reload(path).await?))
-}
-
-pub async fn not_found(uri: Uri) -> ServerError {
-    let path: String = uri.path().chars().take(200).collect();
-    ServerError::NotFound(format!("no route for `{path}`; see /docs"))
-}
-
-pub async fn method_not_allowed(method: Method) -> ServerError {
-    tracing::debug!(%method, "method not allowed");
-    ServerError::MethodNotAllowed
 }
 
 #[cfg(test)]

@@ -1,8 +1,12 @@
 //! A listing as users send it (`RawListing`) and as the model sees it (`Listing`), with the
 //! one validation step between them that files, JSON Lines and HTTP requests all go through.
 
-use crate::currency::CurrencyRates;
+use crate::data::currency::CurrencyRates;
 use serde::{Deserialize, Serialize};
+
+/// Listing ids are echoed back in every answer and output row; bound them like the text
+/// fields. A fixed bound, not a model setting, so model directories keep their format.
+pub const MAX_ID_CHARS: usize = 1_000;
 
 /// Upper bounds on field sizes; longer text is refused rather than truncated silently.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -141,14 +145,28 @@ fn parse_amount(raw: RawPrice) -> Result<Option<f64>, ListingError> {
     Ok(Some(amount))
 }
 
+/// Refuses an id longer than [`MAX_ID_CHARS`]; it is kept as given (not trimmed).
+fn checked_id(raw: Option<RawId>) -> Result<String, ListingError> {
+    let id = raw.map(RawId::into_string).unwrap_or_default();
+    let chars = id.chars().count();
+    if chars > MAX_ID_CHARS {
+        return Err(ListingError::new(
+            "id",
+            format!("is {chars} characters long; the limit is {MAX_ID_CHARS}"),
+        ));
+    }
+    Ok(id)
+}
+
 impl RawListing {
     /// Validates every field; the first problem found is returned with its field name.
+    /// Files, JSON Lines and HTTP requests all go through here, so all get the same limits.
     pub fn validate(
         self,
         rates: &CurrencyRates,
         limits: &FieldLimits,
     ) -> Result<Listing, ListingError> {
-        let id = self.id.map(RawId::into_string).unwrap_or_default();
+        let raw_id = self.id;
         let title = optional_text("title", self.title, limits.max_title_chars)?;
         if title.is_empty() {
             return Err(ListingError::new(
@@ -195,6 +213,9 @@ impl RawListing {
                 })
             }
         };
+        // Checked last: a listing with several problems has always been refused for the
+        // others first, and HTTP answers name the same field as before.
+        let id = checked_id(raw_id)?;
         Ok(Listing {
             id,
             title,
@@ -286,6 +307,20 @@ mod tests {
         let e = check(raw(&long, None, None)).unwrap_err();
         assert_eq!(e.field, "title");
         assert!(e.message.contains("limit"));
+    }
+
+    #[test]
+    fn overlong_ids_are_refused_for_every_source() {
+        let mut r = raw("mug", None, None);
+        r.id = Some(RawId::Text("é".repeat(MAX_ID_CHARS)));
+        assert_eq!(check(r.clone()).unwrap().id.chars().count(), MAX_ID_CHARS);
+        r.id = Some(RawId::Text("é".repeat(MAX_ID_CHARS + 1)));
+        let e = check(r.clone()).unwrap_err();
+        assert_eq!(e.field, "id");
+        assert_eq!(e.message, "is 1001 characters long; the limit is 1000");
+        // Other problems are named first, as they always were over HTTP.
+        r.title = None;
+        assert_eq!(check(r).unwrap_err().field, "title");
     }
 
     #[test]

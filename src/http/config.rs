@@ -2,7 +2,8 @@
 //! environment variable, validated once into a typed [`ServerConfig`] whose `Debug` output
 //! is safe to log (the admin token is kept only as a digest and printed as `<redacted>`).
 
-use crate::decision::Thresholds;
+use crate::serve::overrides::{ThresholdError, ThresholdOverrides};
+use crate::serve::{CoreOptions, StateOptions};
 use crate::telemetry::LogFormat;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -80,10 +81,8 @@ pub enum ConfigError {
         max: usize,
         value: usize,
     },
-    #[error("--{flag} must be a probability between 0 and 1 (got {value})")]
-    Threshold { flag: &'static str, value: f32 },
-    #[error("--review-threshold ({review}) must not be above --block-threshold ({block})")]
-    ThresholdOrder { review: f32, block: f32 },
+    #[error(transparent)]
+    Thresholds(#[from] ThresholdError),
     #[error("--admin-token must be at least {MIN_ADMIN_TOKEN_CHARS} characters long")]
     ShortToken,
 }
@@ -122,31 +121,6 @@ impl AdminToken {
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
-    }
-}
-
-/// Operator overrides of the model's decision thresholds, applied to every model loaded
-/// (at start-up and on each reload).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ThresholdOverrides {
-    pub review: Option<f32>,
-    pub block: Option<f32>,
-}
-
-impl ThresholdOverrides {
-    /// The model's thresholds with the overrides applied, refused if review > block.
-    pub fn apply(&self, model: Thresholds) -> Result<Thresholds, ConfigError> {
-        let merged = Thresholds {
-            review: self.review.unwrap_or(model.review),
-            block: self.block.unwrap_or(model.block),
-        };
-        if merged.review > merged.block {
-            return Err(ConfigError::ThresholdOrder {
-                review: merged.review,
-                block: merged.block,
-            });
-        }
-        Ok(merged)
     }
 }
 
@@ -205,22 +179,20 @@ impl ServerConfig {
                 value: self.reasons,
             });
         }
-        for (flag, value) in [
-            ("review-threshold", self.thresholds.review),
-            ("block-threshold", self.thresholds.block),
-        ] {
-            if let Some(value) = value {
-                if !(0.0..=1.0).contains(&value) {
-                    return Err(ConfigError::Threshold { flag, value });
-                }
-            }
-        }
-        if let (Some(review), Some(block)) = (self.thresholds.review, self.thresholds.block) {
-            if review > block {
-                return Err(ConfigError::ThresholdOrder { review, block });
-            }
-        }
+        self.thresholds.check()?;
         Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// What the scoring core needs of this configuration.
+    pub fn core_options(&self, state: StateOptions) -> CoreOptions {
+        CoreOptions {
+            queue_capacity: self.queue_capacity,
+            max_model_batch: self.max_model_batch,
+            thresholds: self.thresholds,
+            state,
+        }
     }
 }
 
@@ -322,39 +294,15 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["--review-threshold", "1.5"]),
-            Err(ConfigError::Threshold { .. })
+            Err(ConfigError::Thresholds(ThresholdError::OutOfRange { .. }))
         ));
         assert!(matches!(
             parse(&["--review-threshold", "0.9", "--block-threshold", "0.5"]),
-            Err(ConfigError::ThresholdOrder { .. })
+            Err(ConfigError::Thresholds(ThresholdError::Order { .. }))
         ));
         assert!(matches!(
             parse(&["--reasons", "1000"]),
             Err(ConfigError::TooLarge { .. })
         ));
-    }
-
-    #[test]
-    fn overrides_merge_with_model_thresholds() {
-        let model = Thresholds {
-            review: 0.2,
-            block: 0.8,
-        };
-        let only_block = ThresholdOverrides {
-            review: None,
-            block: Some(0.9),
-        };
-        assert_eq!(
-            only_block.apply(model).unwrap(),
-            Thresholds {
-                review: 0.2,
-                block: 0.9
-            }
-        );
-        let crossing = ThresholdOverrides {
-            review: None,
-            block: Some(0.1),
-        };
-        assert!(crossing.apply(model).is_err());
     }
 }

@@ -1,10 +1,12 @@
-//! The server layer's one error type and its one mapping to an HTTP answer: a status code
+//! The HTTP layer's one error type and its one mapping to an HTTP answer: a status code
 //! and the JSON body `{"error": "...", "field": "..."}` (`field` only when one is to blame).
 //!
-//! Every handler returns `Result<_, ServerError>`, and axum's own rejections (body too
-//! large, unreadable body, bad path segment, unknown route, wrong method) are converted into
-//! it, so a client sees one error shape whatever went wrong.
+//! Every handler returns `Result<_, ServerError>`; the scoring core's [`ServeError`], the
+//! request parsers' JSON errors and axum's own rejections (body too large, unreadable body,
+//! bad path segment, unknown route, wrong method) all become one, so a client sees one
+//! error shape whatever went wrong, and statuses are decided here and nowhere else.
 
+use crate::serve::ServeError;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,13 +44,9 @@ pub enum ServerError {
         field: Option<String>,
         message: String,
     },
-    #[error("the scoring queue is full; retry after {retry_after_secs} s")]
-    QueueFull { retry_after_secs: u64 },
-    /// The scoring worker cannot take work (shutting down, or it stopped).
-    #[error("scoring is unavailable: {0}")]
-    Unavailable(String),
-    #[error("scoring failed: {0}")]
-    Scoring(String),
+    /// The scoring core refused or failed the work.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     #[error("{0}")]
     NotFound(String),
     #[error("method not allowed")]
@@ -57,11 +55,6 @@ pub enum ServerError {
     Unauthorized,
     #[error("admin routes are disabled: no admin token is configured (set KNOCKOFF_ADMIN_TOKEN)")]
     AdminDisabled,
-    /// A reload candidate failed validation; the old model keeps serving.
-    #[error("model refused, the current model keeps serving: {0}")]
-    ModelRefused(String),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl ServerError {
@@ -95,12 +88,8 @@ impl ServerError {
         match self {
             ServerError::MalformedJson(_) | ServerError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ServerError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ServerError::Invalid { .. } | ServerError::ModelRefused(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ServerError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ServerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ServerError::Scoring(_) | ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ServerError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ServerError::Serve(e) => serve_status(e),
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -115,22 +104,19 @@ impl ServerError {
             ServerError::BadRequest(_) => "bad_request",
             ServerError::BodyTooLarge { .. } => "body_too_large",
             ServerError::Invalid { .. } => "invalid",
-            ServerError::QueueFull { .. } => "queue_full",
-            ServerError::Unavailable(_) => "unavailable",
-            ServerError::Scoring(_) => "scoring_failed",
+            ServerError::Serve(e) => serve_reason(e),
             ServerError::NotFound(_) => "not_found",
             ServerError::MethodNotAllowed => "method_not_allowed",
             ServerError::Unauthorized => "unauthorized",
             ServerError::AdminDisabled => "admin_disabled",
-            ServerError::ModelRefused(_) => "model_refused",
-            ServerError::Internal(_) => "internal",
         }
     }
 
     pub fn field(&self) -> Option<&str> {
         match self {
             ServerError::Invalid { field, .. } => field.as_deref(),
-            ServerError::ModelRefused(_) => Some("model"),
+            ServerError::Serve(ServeError::InvalidListing { field, .. }) => Some(field),
+            ServerError::Serve(ServeError::ModelRefused(_)) => Some("model"),
             _ => None,
         }
     }
@@ -154,7 +140,7 @@ impl IntoResponse for ServerError {
         let mut response = (status, Json(self.body())).into_response();
         let headers = response.headers_mut();
         match &self {
-            ServerError::QueueFull { retry_after_secs } => {
+            ServerError::Serve(ServeError::QueueFull { retry_after_secs }) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ServerError::Unauthorized => {
@@ -169,6 +155,33 @@ impl IntoResponse for ServerError {
             .extensions_mut()
             .insert(RejectionReason(self.reason()));
         response
+    }
+}
+
+/// The status of each way the scoring core refuses or fails work.
+fn serve_status(error: &ServeError) -> StatusCode {
+    match error {
+        ServeError::InvalidListing { .. } | ServeError::ModelRefused(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        ServeError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ServeError::ShuttingDown | ServeError::Abandoned => StatusCode::SERVICE_UNAVAILABLE,
+        ServeError::Model(_)
+        | ServeError::Thresholds(_)
+        | ServeError::Thread(_)
+        | ServeError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The metrics label of each way the scoring core refuses or fails work.
+fn serve_reason(error: &ServeError) -> &'static str {
+    match error {
+        ServeError::InvalidListing { .. } => "invalid",
+        ServeError::QueueFull { .. } => "queue_full",
+        ServeError::ShuttingDown | ServeError::Abandoned => "unavailable",
+        ServeError::Model(_) => "scoring_failed",
+        ServeError::ModelRefused(_) => "model_refused",
+        ServeError::Thresholds(_) | ServeError::Thread(_) | ServeError::Internal(_) => "internal",
     }
 }
 
@@ -240,15 +253,51 @@ mod tests {
 
     #[test]
     fn queue_full_carries_retry_after() {
-        let response = ServerError::QueueFull {
+        let response = ServerError::from(ServeError::QueueFull {
             retry_after_secs: 1,
-        }
+        })
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
             response.extensions().get::<RejectionReason>(),
             Some(&RejectionReason("queue_full"))
+        );
+    }
+
+    #[test]
+    fn core_errors_keep_their_answers() {
+        let invalid = ServerError::from(ServeError::InvalidListing {
+            field: "listings[3].price".into(),
+            reason: "must not be negative (got -3)".into(),
+        });
+        assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            invalid.body(),
+            ErrorBody {
+                error: "listings[3].price: must not be negative (got -3)".into(),
+                field: Some("listings[3].price".into()),
+            }
+        );
+        let refused = ServerError::from(ServeError::ModelRefused("no config.json".into()));
+        assert_eq!(
+            (refused.status(), refused.field(), refused.reason()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("model"),
+                "model_refused"
+            )
+        );
+        let stopped = ServerError::from(ServeError::ShuttingDown);
+        assert_eq!(stopped.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            stopped.to_string(),
+            "scoring is unavailable: the model thread has stopped"
+        );
+        let failed = ServerError::from(ServeError::Model("boom".into()));
+        assert_eq!(
+            (failed.status(), failed.reason()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "scoring_failed")
         );
     }
 }

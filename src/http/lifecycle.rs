@@ -1,0 +1,154 @@
+//! The process around the HTTP API: binding, signals (SIGTERM/Ctrl-C stop, SIGHUP
+//! reloads) and graceful shutdown with a deadline.
+
+use super::config::ServerConfig;
+use super::router::router;
+use super::state::{AppState, StartError};
+
+/// Runs the server until SIGTERM or Ctrl-C, then stops accepting, lets in-flight requests
+/// finish for at most `config.shutdown_timeout`, and returns. SIGHUP reloads the model.
+pub async fn run(config: ServerConfig) -> Result<(), StartError> {
+    tracing::info!(config = ?config, "starting knockoff-serve");
+    // Install handlers before anything can be signalled: a SIGTERM or SIGHUP that arrived
+    // before them would otherwise kill the process with the default action.
+    let mut signals = Signals::install().map_err(StartError::Serve)?;
+    let load_config = config.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::load(load_config))
+        .await
+        .map_err(|e| StartError::Serve(std::io::Error::other(e)))??;
+    let model = state.model_info();
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    tracing::info!(%addr, model = %model.name, version = %model.version, "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal_state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            match signals.next().await {
+                SignalKind::Reload => {
+                    tracing::info!("SIGHUP: reloading the model");
+                    // Failures are logged by reload itself; the old model keeps serving.
+                    let _ = signal_state.core().reload(None).await;
+                }
+                SignalKind::Stop(name) => {
+                    tracing::info!(
+                        signal = name,
+                        "shutting down: no new connections, finishing in-flight requests"
+                    );
+                    let _ = stop_tx.send(());
+                    return;
+                }
+            }
+        }
+    });
+    let shutdown = async move {
+        let _ = stop_rx.await;
+    };
+    match serve(listener, state, shutdown, config.shutdown_timeout).await {
+        Ok(Drained::Completely) => {}
+        Ok(Drained::TimedOut) => tracing::warn!(
+            timeout_secs = config.shutdown_timeout.as_secs(),
+            "shutdown timeout reached; abandoning requests still in flight"
+        ),
+        Err(e) => return Err(StartError::Serve(e)),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Every in-flight request was answered.
+    Completely,
+    /// The timeout struck first; requests still in flight were abandoned.
+    TimedOut,
+}
+
+/// Serves `state` on `listener` until `shutdown` completes; then readiness turns false,
+/// no new connections are accepted, and in-flight requests get at most `timeout` to
+/// finish. Separate from [`run`] so tests can drive a shutdown without process signals.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: F,
+    timeout: std::time::Duration,
+) -> std::io::Result<Drained>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let draining = state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        draining.begin_shutdown();
+        let _ = stop_tx.send(true);
+    });
+    let mut graceful_rx = stop_rx.clone();
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        // An error means the sender is gone, which only happens after it sent.
+        let _ = graceful_rx.wait_for(|stop| *stop).await;
+    });
+    let mut deadline_rx = stop_rx;
+    let deadline = async move {
+        let _ = deadline_rx.wait_for(|stop| *stop).await;
+        tokio::time::sleep(timeout).await;
+    };
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(server) => result.map(|()| Drained::Completely),
+        () = deadline => Ok(Drained::TimedOut),
+    }
+}
+
+enum SignalKind {
+    Reload,
+    Stop(&'static str),
+}
+
+/// The process signals the server reacts to.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind as Kind};
+        Ok(Signals {
+            terminate: signal(Kind::terminate())?,
+            interrupt: signal(Kind::interrupt())?,
+            hangup: signal(Kind::hangup())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> std::io::Result<Self> {
+        Ok(Signals {})
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> SignalKind {
+        tokio::select! {
+            _ = self.terminate.recv() => SignalKind::Stop("SIGTERM"),
+            _ = self.interrupt.recv() => SignalKind::Stop("SIGINT"),
+            _ = self.hangup.recv() => SignalKind::Reload,
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> SignalKind {
+        let _ = tokio::signal::ctrl_c().await;
+        SignalKind::Stop("Ctrl-C")
+    }
+}

@@ -1,0 +1,63 @@
+//! The whole HTTP API as one axum [`Router`]: every route, the body limit, the metrics
+//! middleware, and the JSON 404/405 fallbacks.
+
+use super::error::ServerError;
+use super::state::AppState;
+use super::{admin, metrics, openapi, v1, v2};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+
+/// The whole HTTP API over `state`, ready for `axum::serve` or in-process `oneshot` calls.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    Router::new()
+        .route("/v1/score", post(v1::score))
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::version_infer),
+        )
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .route(
+            "/admin/reload",
+            post(admin::reload).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin::require_admin,
+            )),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics().clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ServerError {
+    let path: String = uri.path().chars().take(200).collect();
+    ServerError::NotFound(format!("no route for `{path}`; see /docs"))
+}
+
+async fn method_not_allowed(method: Method) -> ServerError {
+    tracing::debug!(%method, "method not allowed");
+    ServerError::MethodNotAllowed
+}

@@ -1,0 +1,280 @@
+//! The served model and everything scoring needs around it: validation against the
+//! model's tables, featurising (on the blocking pool for big requests), the queue to the
+//! model thread, readiness, and reload by atomic swap.
+
+use super::error::ServeError;
+use super::observer::Observer;
+use super::overrides::ThresholdOverrides;
+use super::queue::{
+    LoadedModel, PreparedListings, Queue, QueueOptions, ScoredListing, SubmitError,
+};
+use crate::data::listing::{Listing, RawListing};
+use crate::model::Model;
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// What callers wait before retrying after a full queue. One second is long enough for
+/// the model thread to clear several batches, short enough not to starve a pipeline.
+pub const RETRY_AFTER_SECS: u64 = 1;
+/// Requests with at most this many listings are featurised on the async worker that
+/// received them (tens of microseconds); larger ones go to the blocking pool.
+const INLINE_PREPARE_MAX: usize = 4;
+
+/// Featurises validated listings for the queue (the part of scoring that needs no batch).
+fn prepare(model: &LoadedModel, listings: Vec<Listing>, reasons: usize) -> PreparedListings {
+    let prepared = model.model.prepare_all(&listings, reasons);
+    PreparedListings {
+        ids: listings.into_iter().map(|l| l.id).collect(),
+        prepared,
+    }
+}
+
+/// The name and version of a served model, as every answer reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl ModelInfo {
+    pub fn of(model: &LoadedModel) -> Self {
+        ModelInfo {
+            name: model.name().to_string(),
+            version: model.version().to_string(),
+        }
+    }
+}
+
+/// The outcome of a successful reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReloadOutcome {
+    /// The model now serving.
+    pub model: ModelInfo,
+    /// The model it replaced (still finishing the requests it had accepted).
+    pub previous: ModelInfo,
+    /// The directory the new model was loaded from.
+    #[schema(value_type = String)]
+    pub path: PathBuf,
+}
+
+/// Knobs for starting a core beyond its configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateOptions {
+    /// Start with the model thread paused (tests of a full queue; see [`ScoringCore::queue`]).
+    pub start_paused: bool,
+}
+
+/// How the core runs: the queue's bounds and the thresholds applied to every model.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreOptions {
+    /// Requests that may wait for the model thread at once.
+    pub queue_capacity: usize,
+    /// Most listings per model pass.
+    pub max_model_batch: usize,
+    /// Applied to the first model and to every reloaded one.
+    pub thresholds: ThresholdOverrides,
+    pub state: StateOptions,
+}
+
+/// The scoring core: everything a front door (HTTP, an embedder) shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ScoringCore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    model: ArcSwap<LoadedModel>,
+    queue: Queue,
+    thresholds: ThresholdOverrides,
+    observer: Arc<dyn Observer>,
+    /// Serialises reloads so two concurrent ones cannot interleave load and swap.
+    reload_lock: tokio::sync::Mutex<()>,
+    shutting_down: AtomicBool,
+}
+
+impl ScoringCore {
+    /// Serves `model`, loaded from `path`, with the threshold overrides applied, and
+    /// starts the model thread.
+    pub fn start(
+        mut model: Model,
+        path: PathBuf,
+        options: CoreOptions,
+        observer: Arc<dyn Observer>,
+    ) -> Result<Self, ServeError> {
+        let thresholds = options.thresholds.apply(model.thresholds())?;
+        model.set_thresholds(thresholds);
+        let queue = Queue::start(
+            QueueOptions {
+                capacity: options.queue_capacity,
+                max_model_batch: options.max_model_batch,
+                start_paused: options.state.start_paused,
+            },
+            Arc::clone(&observer),
+        )
+        .map_err(ServeError::Thread)?;
+        let loaded = LoadedModel { model, path };
+        observer.model_serving(loaded.name(), loaded.version(), true);
+        Ok(ScoringCore {
+            inner: Arc::new(Inner {
+                model: ArcSwap::from_pointee(loaded),
+                queue,
+                thresholds: options.thresholds,
+                observer,
+                reload_lock: tokio::sync::Mutex::new(()),
+                shutting_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The batching queue: its depth, and pause/resume of the model thread.
+    pub fn queue(&self) -> &Queue {
+        &self.inner.queue
+    }
+
+    /// The model serving right now. Holding the `Arc` keeps that model alive even if a
+    /// reload replaces it meanwhile.
+    pub fn current_model(&self) -> Arc<LoadedModel> {
+        self.inner.model.load_full()
+    }
+
+    pub fn model_info(&self) -> ModelInfo {
+        ModelInfo::of(&self.current_model())
+    }
+
+    /// Ready means: a model is loaded, the model thread runs, and no shutdown has begun.
+    pub fn is_ready(&self) -> bool {
+        self.inner.queue.is_running() && !self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Marks the core as draining: readiness turns false so load balancers move away
+    /// while in-flight requests finish.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Validates raw listings against `model`'s currency table and field limits. `field`
+    /// names a failing field for the caller: `price` for a single listing,
+    /// `listings[3].price` in a batch.
+    pub fn validate(
+        model: &LoadedModel,
+        raws: Vec<RawListing>,
+        field: impl Fn(usize, &str) -> String,
+    ) -> Result<Vec<Listing>, ServeError> {
+        raws.into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                raw.validate(model.model.rates(), model.model.limits())
+                    .map_err(|e| ServeError::InvalidListing {
+                        field: field(i, e.field),
+                        reason: e.message,
+                    })
+            })
+            .collect()
+    }
+
+    /// Queues listings for the model thread and waits for their scores. Never blocks the
+    /// runtime: a full queue is answered at once with [`ServeError::QueueFull`].
+    pub async fn score(
+        &self,
+        model: Arc<LoadedModel>,
+        listings: Vec<Listing>,
+        reasons: usize,
+    ) -> Result<Vec<ScoredListing>, ServeError> {
+        let expected = listings.len();
+        let observer = &self.inner.observer;
+        observer.request_listings(expected);
+        let prepared = if expected <= INLINE_PREPARE_MAX {
+            prepare(&model, listings, reasons)
+        } else {
+            // Featurising a big request takes milliseconds: off the async workers, and
+            // spread over all cores inside.
+            let model = Arc::clone(&model);
+            tokio::task::spawn_blocking(move || prepare(&model, listings, reasons))
+                .await
+                .map_err(|e| ServeError::Internal(format!("featurising failed: {e}")))?
+        };
+        for item in &prepared.prepared {
+            if let Some(share) = item.features().known_share() {
+                observer.known_term_share(share);
+            }
+        }
+        let receiver = self
+            .inner
+            .queue
+            .submit(model, prepared, reasons)
+            .map_err(|e| match e {
+                SubmitError::Full => ServeError::QueueFull {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                },
+                SubmitError::Closed => ServeError::ShuttingDown,
+            })?;
+        let scored = receiver
+            .await
+            .map_err(|_| ServeError::Abandoned)?
+            .map_err(|e| ServeError::Model(e.to_string()))?;
+        if scored.len() != expected {
+            return Err(ServeError::Internal(format!(
+                "{} scores for {expected} listings",
+                scored.len()
+            )));
+        }
+        Ok(scored)
+    }
+
+    /// Loads a model (from `path`, or again from the current model's directory), validates
+    /// it completely and swaps it in. A model that fails to load is refused and the
+    /// current one keeps serving. Requests already accepted finish on the model that
+    /// accepted them.
+    pub async fn reload(&self, path: Option<PathBuf>) -> Result<ReloadOutcome, ServeError> {
+        let _guard = self.inner.reload_lock.lock().await;
+        let path = path.unwrap_or_else(|| self.current_model().path.clone());
+        let model = match self.load_checked(path.clone()).await? {
+            Ok(model) => model,
+            Err(reason) => {
+                self.inner.observer.reload(false);
+                tracing::warn!(path = %path.display(), %reason, "reload refused; the current model keeps serving");
+                return Err(ServeError::ModelRefused(reason));
+            }
+        };
+        let new = Arc::new(LoadedModel {
+            model,
+            path: path.clone(),
+        });
+        let previous = self.inner.model.swap(Arc::clone(&new));
+        let observer = &self.inner.observer;
+        observer.model_serving(previous.name(), previous.version(), false);
+        observer.model_serving(new.name(), new.version(), true);
+        observer.reload(true);
+        let outcome = ReloadOutcome {
+            model: ModelInfo::of(&new),
+            previous: ModelInfo::of(&previous),
+            path,
+        };
+        tracing::info!(
+            model = %outcome.model.name, version = %outcome.model.version,
+            previous = %outcome.previous.name, previous_version = %outcome.previous.version,
+            path = %outcome.path.display(), "model reloaded"
+        );
+        Ok(outcome)
+    }
+
+    /// Loads `path` and applies the threshold overrides, off the runtime (loading reads
+    /// and checksums the weights). The inner error is why the model was refused.
+    async fn load_checked(&self, path: PathBuf) -> Result<Result<Model, String>, ServeError> {
+        let overrides = self.inner.thresholds;
+        tokio::task::spawn_blocking(move || -> Result<Model, String> {
+            let mut model = Model::load(&path).map_err(|e| e.to_string())?;
+            let thresholds = overrides
+                .apply(model.thresholds())
+                .map_err(|e| e.to_string())?;
+            model.set_thresholds(thresholds);
+            Ok(model)
+        })
+        .await
+        .map_err(|e| ServeError::Internal(format!("model loading task failed: {e}")))
+    }
+}
