@@ -3,7 +3,7 @@
 
 mod common;
 
-use knockoff::data::listing::{RawListing, RawPrice};
+use knockoff::data::listing::{Listing, RawListing, RawPrice};
 use knockoff::model::artifact::{ArtifactError, CONFIG_FILE, WEIGHTS_FILE};
 use knockoff::model::Model;
 use std::path::{Path, PathBuf};
@@ -558,4 +558,116 @@ fn the_shipped_default_model_loads_and_scores() {
     let listing = rolex_watch(&model, "Rolex Submariner Date 41mm 1:1", 120.0);
     let score = model.score(&[listing]).unwrap().remove(0);
     assert!((0.0..=1.0).contains(&score.probability), "{score:?}");
+}
+
+/// A listing without brand field or category, priced in USD, validated for `model`.
+fn plain_listing(model: &Model, title: &str, brand: &str, usd: f64) -> Listing {
+    RawListing {
+        title: Some(title.into()),
+        price: Some(RawPrice::Number(usd)),
+        currency: Some("USD".into()),
+        brand: Some(brand.into()),
+        ..Default::default()
+    }
+    .validate(model.rates(), model.limits())
+    .unwrap()
+}
+
+fn shipped_model() -> Model {
+    Model::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default")).unwrap()
+}
+
+#[test]
+fn the_shipped_model_names_the_brand_a_listing_imitates_however_spelled() {
+    use knockoff::brand::{BrandSource, MatchKind, Relation};
+    let model = shipped_model();
+    let cases = [
+        ("R0LEX Submariner automatic 41mm", MatchKind::Leet, "R0LEX"),
+        ("r o l e x submariner 41mm", MatchKind::Spaced, "r o l e x"),
+        (
+            "ＲＯＬＥＸ submariner 41mm",
+            MatchKind::FullWidth,
+            "ＲＯＬＥＸ",
+        ),
+        ("Rоlеx submariner 41mm", MatchKind::Homoglyph, "Rоlеx"),
+    ];
+    for (title, how, text) in cases {
+        let features = model.featurize(&[plain_listing(&model, title, "", 80.0)]);
+        let brand = features[0]
+            .brand
+            .clone()
+            .unwrap_or_else(|| panic!("{title}"));
+        assert_eq!(brand.name, "Rolex", "{title}");
+        assert_eq!(
+            (brand.found_in, brand.how, brand.text.as_str()),
+            (BrandSource::Title, how, text)
+        );
+        assert_eq!(brand.relation, Relation::Is);
+    }
+    // "for X" accessories refer to the brand without claiming it, and so are never blocked.
+    let case = plain_listing(&model, "silicone case for Apple iPhone 15 pro", "", 3.0);
+    let features = model.featurize(std::slice::from_ref(&case));
+    assert_eq!(
+        features[0].brand.as_ref().map(|b| b.relation),
+        Some(Relation::For)
+    );
+    let score = model.score(&[case]).unwrap().remove(0);
+    assert_ne!(
+        score.decision,
+        knockoff::decision::Decision::Block,
+        "{score:?}"
+    );
+}
+
+#[test]
+fn the_shipped_model_never_blocks_what_claims_no_known_brand() {
+    let model = shipped_model();
+    // Counterfeit jargon of the corpus in ordinary listings of brands no training file names,
+    // at deep discounts: at most review, however high the probability.
+    let titles = [
+        ("AAA batteries 24 pack factory sealed", "Duracellish"),
+        ("1:72 scale replica fighter model kit", "Airfixo"),
+        ("fake tattoo sleeves 10 pcs pattern set", "Inkly"),
+        ("纯棉浴巾套装", ""),
+    ];
+    let listings: Vec<Listing> = titles
+        .iter()
+        .map(|(t, b)| plain_listing(&model, t, b, 1.0))
+        .collect();
+    for (score, (title, _)) in model.score(&listings).unwrap().iter().zip(titles) {
+        assert_ne!(
+            score.decision,
+            knockoff::decision::Decision::Block,
+            "{title}: {score:?}"
+        );
+    }
+}
+
+#[test]
+fn an_expected_prevalence_shifts_probabilities_and_thresholds_together() {
+    let model = shipped_model();
+    let listing = rolex_watch(&model, "Rolex Submariner Date 41mm 1:1", 120.0);
+    let base = model
+        .score(std::slice::from_ref(&listing))
+        .unwrap()
+        .remove(0);
+    let rare = model.clone().with_expected_prevalence(0.02).unwrap();
+    let shifted = rare
+        .score(std::slice::from_ref(&listing))
+        .unwrap()
+        .remove(0);
+    assert!(
+        shifted.probability < base.probability,
+        "{base:?} {shifted:?}"
+    );
+    // Precision must hold among far more genuine listings: the block bar rises above the
+    // shifted probability of a listing that sat just at the old bar.
+    assert!(rare.thresholds().block > 0.0 && rare.thresholds().review <= rare.thresholds().block);
+    // Moving back to the validation share restores the model exactly.
+    let prior = model.config.operating.prior;
+    let back = rare.with_expected_prevalence(prior).unwrap();
+    let again = back.score(&[listing]).unwrap().remove(0);
+    assert!((again.probability - base.probability).abs() < 1e-5);
+    assert_eq!(back.thresholds().block, model.thresholds().block);
+    assert!(model.clone().with_expected_prevalence(1.5).is_err());
 }

@@ -292,6 +292,7 @@ fn unlabelled_file_gets_prevalence_but_no_evaluation() {
 
 #[test]
 fn bad_rows_keep_their_place_and_say_what_is_wrong() {
+    const ERROR: usize = knockoff::batch::SCORES_COLUMNS.len() - 1;
     let model = common::tiny_model_dir();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("mixed.csv");
@@ -351,22 +352,22 @@ fn bad_rows_keep_their_place_and_say_what_is_wrong() {
                 let p: f32 = row[1].parse().unwrap_or_else(|_| panic!("{context}"));
                 assert!((0.0..=1.0).contains(&p), "{context}");
                 assert!(["allow", "review", "block"].contains(&&row[2]), "{context}");
-                assert!(row[3].is_empty(), "{context}");
+                assert!(row[ERROR].is_empty(), "{context}");
             }
             Some(what) => {
                 assert!(row[1].is_empty() && row[2].is_empty(), "{context}");
-                let error = &row[3];
+                let error = &row[ERROR];
                 assert!(error.contains(&format!("{file}:{line}:")), "{context}");
                 assert!(error.contains(what), "{context}");
             }
         }
     }
     assert!(
-        rows[2][3].contains("XYZ"),
+        rows[2][ERROR].contains("XYZ"),
         "unknown currency named: {:?}",
         rows[2]
     );
-    assert!(rows[1][3].contains("negative"), "{:?}", rows[1]);
+    assert!(rows[1][ERROR].contains("negative"), "{:?}", rows[1]);
 
     let stdout = text(&output.stdout);
     assert!(
@@ -437,4 +438,61 @@ fn header_only_file_reports_zero_listings() {
     assert_success(&output);
     let html = std::fs::read_to_string(&report).unwrap();
     assert!(html.contains("No listings were scored"), "headline missing");
+}
+
+#[test]
+fn scores_name_the_brand_and_follow_the_expected_prevalence() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("listings.csv");
+    std::fs::write(
+        &input,
+        "id,title,price,currency,brand,category\n\
+         f,R0LEX Submariner 1:1 automatic,60,USD,,\n\
+         c,silicone case for Apple iPhone 15,4,USD,,\n\
+         t,Wooden stacking rings,9,GBP,Little Acorn,Baby\n",
+    )
+    .unwrap();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let mut decisions = Vec::new();
+    for prevalence in [None, Some("0.02")] {
+        let output_csv = dir.path().join("scores.csv");
+        let mut args = vec![
+            "--model",
+            path_str(&model),
+            "--input",
+            path_str(&input),
+            "--output",
+            path_str(&output_csv),
+        ];
+        if let Some(p) = prevalence {
+            args.extend(["--expected-prevalence", p]);
+        }
+        assert_success(&run_score(&args));
+        let mut reader = csv::Reader::from_path(&output_csv).unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let cells = |i: usize| -> Vec<&str> { rows[i].iter().skip(3).take(4).collect() };
+        assert_eq!(cells(0), ["Rolex", "title", "leet", "is"]);
+        assert_eq!(cells(1)[3], "for");
+        assert_eq!(cells(2), ["", "", "", ""]);
+        let probability = |i: usize| rows[i][1].parse::<f64>().unwrap();
+        decisions.push((probability(0), rows[0][2].to_string()));
+    }
+    assert!(decisions[1].0 < decisions[0].0, "{decisions:?}");
+
+    let output = run_score(&[
+        "--model",
+        path_str(&model),
+        "--input",
+        path_str(&input),
+        "--output",
+        path_str(&dir.path().join("x.csv")),
+        "--expected-prevalence",
+        "1.5",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("expected-prevalence"),
+        "{}",
+        text(&output.stderr)
+    );
 }

@@ -260,8 +260,14 @@ async fn threshold_overrides_decide() {
         .post_json("/v1/score", &json!({"listings": [mug(), fake_rolex()]}))
         .await
         .json();
+    // Only a listing that claims a known brand may be blocked; the others are at most
+    // reviewed, whatever the thresholds.
     for result in body["results"].as_array().unwrap() {
-        assert_eq!(result["decision"], "block");
+        if result["brand"]["relation"] == "is" {
+            assert_eq!(result["decision"], "block", "{result}");
+        } else {
+            assert_ne!(result["decision"], "block", "{result}");
+        }
     }
 }
 

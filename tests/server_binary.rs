@@ -248,6 +248,14 @@ fn bad_start_up_fails_with_a_message() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("queue-capacity"));
 
     let output = Command::new(bin)
+        .args(["--expected-prevalence", "1.5", "--model", "/nonexistent"])
+        .env_remove("KNOCKOFF_EXPECTED_PREVALENCE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected-prevalence"));
+
+    let output = Command::new(bin)
         .args([
             "--model",
             "/nonexistent/knockoff-model",
@@ -321,4 +329,38 @@ fn unmodified_tritonclient_gets_correct_answers() {
     }
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(Duration::from_secs(30)).code(), Some(0));
+}
+
+#[test]
+fn the_shipped_model_answers_which_brand_a_listing_imitates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default");
+    let server = start(&dir, &["--expected-prevalence", "0.03"], &[]);
+    server.wait_ready();
+    let (status, body) = server.post(
+        "/v1/score",
+        &json!({"listings": [
+            {"id": "fake", "title": "R0LEX Submariner 1:1 automatic", "price": 60, "currency": "USD"},
+            {"id": "case", "title": "silicone case for Apple iPhone 15", "price": 4, "currency": "USD"},
+            {"id": "toy", "title": "Wooden stacking rings for toddlers", "price": 9, "currency": "GBP",
+             "brand": "Little Acorn", "category": "Baby"}
+        ]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let fake = &results[0]["brand"];
+    assert_eq!(fake["name"], "Rolex", "{body}");
+    assert_eq!(
+        (
+            fake["found_in"].as_str(),
+            fake["how"].as_str(),
+            fake["text"].as_str(),
+            fake["relation"].as_str()
+        ),
+        (Some("title"), Some("leet"), Some("R0LEX"), Some("is")),
+        "{body}"
+    );
+    assert_eq!(results[1]["brand"]["relation"], "for", "{body}");
+    assert_ne!(results[1]["decision"], "block", "{body}");
+    assert!(results[2]["brand"].is_null(), "{body}");
+    assert_eq!(results[2]["decision"], "allow", "{body}");
 }

@@ -109,17 +109,12 @@ fn main() -> anyhow::Result<()> {
 fn load_model(args: &Args) -> anyhow::Result<Model> {
     let mut model = Model::load(&args.model)
         .with_context(|| format!("loading model {}", args.model.display()))?;
-    if let Some(prevalence) = args.expected_prevalence {
-        model = model
-            .with_expected_prevalence(prevalence)
-            .context("--expected-prevalence")?;
-    }
     let overrides = ThresholdOverrides {
         review: args.review_threshold,
         block: args.block_threshold,
+        expected_prevalence: args.expected_prevalence,
     };
-    let thresholds = overrides.apply(model.thresholds())?;
-    model.set_thresholds(thresholds);
+    model = overrides.apply_to(model)?;
     if !args.currency_rates.is_empty() {
         model.config.currency = model
             .config

@@ -59,6 +59,11 @@ pub struct Cli {
     pub shutdown_timeout_secs: u64,
     #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Share of counterfeits expected among the listings served, in (0, 1): probabilities
+    /// are shifted to it and thresholds chosen so the model's precision and recall targets
+    /// hold at it. Default: the model's validation share.
+    #[arg(long, env = "KNOCKOFF_EXPECTED_PREVALENCE", value_parser = crate::decision::parse_prevalence)]
+    pub expected_prevalence: Option<f64>,
     /// Overrides the model's review threshold (probability at or above which to review).
     #[arg(long, env = "KNOCKOFF_REVIEW_THRESHOLD")]
     pub review_threshold: Option<f32>,
@@ -217,6 +222,7 @@ impl Cli {
             thresholds: ThresholdOverrides {
                 review: self.review_threshold,
                 block: self.block_threshold,
+                expected_prevalence: self.expected_prevalence,
             },
         };
         config.validate()?;

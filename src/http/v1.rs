@@ -8,6 +8,7 @@
 
 use super::error::{json_error, ErrorBody, ServerError};
 use super::state::AppState;
+use crate::brand::BrandMatch;
 use crate::data::listing::RawListing;
 use crate::decision::Decision;
 use crate::model::Reason;
@@ -57,6 +58,10 @@ pub struct ScoreResult {
     pub decision: Decision,
     /// The features that pushed the score most, strongest first (`--reasons` of them).
     pub reasons: Vec<Reason>,
+    /// The known brand the listing claims (`relation: "is"`) or is an accessory for
+    /// (`"for"`), where it was found and how; `null` when it names none. Only a listing that
+    /// claims a known brand can be blocked.
+    pub brand: Option<BrandMatch>,
 }
 
 /// The answer of `/v1/score`, for a single listing or a batch alike.
@@ -242,6 +247,7 @@ pub async fn score(
                 probability: s.probability,
                 decision: s.decision,
                 reasons: s.reasons,
+                brand: s.brand,
             })
             .collect(),
     }))

@@ -1,15 +1,19 @@
-//! Operator overrides of a model's decision thresholds: checked once, the same way, for
-//! knockoff-serve (at start-up and on every reload) and knockoff-score.
+//! Operator overrides of a model's operating point (expected prevalence, decision thresholds):
+//! checked once, the same way, for knockoff-serve (at start-up and on every reload) and
+//! knockoff-score.
 
 use crate::decision::Thresholds;
+use crate::model::Model;
 
 /// Why threshold overrides were refused, naming the flag to fix.
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ThresholdError {
     #[error("--{flag} must be a probability between 0 and 1 (got {value})")]
     OutOfRange { flag: &'static str, value: f32 },
     #[error("--review-threshold ({review}) must not be above --block-threshold ({block})")]
     Order { review: f32, block: f32 },
+    #[error("--expected-prevalence: {0}")]
+    Prevalence(String),
 }
 
 /// The review and block thresholds an operator gave, each optional: the model's own
@@ -18,6 +22,9 @@ pub enum ThresholdError {
 pub struct ThresholdOverrides {
     pub review: Option<f32>,
     pub block: Option<f32>,
+    /// Share of counterfeits expected where the model is deployed (see
+    /// [`Model::with_expected_prevalence`]); explicit thresholds apply after it.
+    pub expected_prevalence: Option<f64>,
 }
 
 impl ThresholdOverrides {
@@ -38,6 +45,20 @@ impl ThresholdOverrides {
             ordered(review, block)?;
         }
         Ok(())
+    }
+
+    /// The model moved to the expected prevalence, then given the threshold overrides.
+    pub fn apply_to(&self, model: Model) -> Result<Model, ThresholdError> {
+        self.check()?;
+        let mut model = match self.expected_prevalence {
+            Some(prevalence) => model
+                .with_expected_prevalence(prevalence)
+                .map_err(|e| ThresholdError::Prevalence(e.to_string()))?,
+            None => model,
+        };
+        let thresholds = self.apply(model.thresholds())?;
+        model.set_thresholds(thresholds);
+        Ok(model)
     }
 
     /// The model's thresholds with the overrides applied; refused if an override is out
@@ -74,6 +95,7 @@ mod tests {
         let only_block = ThresholdOverrides {
             review: None,
             block: Some(0.9),
+            expected_prevalence: None,
         };
         assert_eq!(
             only_block.apply(MODEL).unwrap(),
@@ -86,6 +108,7 @@ mod tests {
         let crossing = ThresholdOverrides {
             review: None,
             block: Some(0.1),
+            expected_prevalence: None,
         };
         assert_eq!(
             crossing.apply(MODEL),
@@ -103,6 +126,7 @@ mod tests {
         let review = ThresholdOverrides {
             review: Some(1.5),
             block: None,
+            expected_prevalence: None,
         };
         assert_eq!(
             review.check(),
@@ -115,6 +139,7 @@ mod tests {
         let block = ThresholdOverrides {
             review: None,
             block: Some(-0.1),
+            expected_prevalence: None,
         };
         assert_eq!(
             block.apply(MODEL).unwrap_err().to_string(),
@@ -123,6 +148,7 @@ mod tests {
         let crossed = ThresholdOverrides {
             review: Some(0.9),
             block: Some(0.5),
+            expected_prevalence: None,
         };
         assert_eq!(
             crossed.check().unwrap_err().to_string(),
@@ -131,6 +157,7 @@ mod tests {
         let nan = ThresholdOverrides {
             review: Some(f32::NAN),
             block: None,
+            expected_prevalence: None,
         };
         assert!(nan.check().is_err());
     }

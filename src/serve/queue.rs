@@ -7,6 +7,7 @@
 //! accepted under, and the old model is dropped when its last job is answered.
 
 use super::observer::Observer;
+use crate::brand::BrandMatch;
 use crate::decision::Decision;
 use crate::model::{Model, Prepared, Reason};
 use std::panic::AssertUnwindSafe;
@@ -43,6 +44,8 @@ pub struct ScoredListing {
     pub probability: f32,
     pub decision: Decision,
     pub reasons: Vec<Reason>,
+    /// The known brand the listing claims or fits.
+    pub brand: Option<BrandMatch>,
 }
 
 /// Why a job was not scored.
@@ -398,15 +401,18 @@ fn score_prepared(
             listings.len()
         ));
     }
+    let brands = listings.prepared.iter().map(|p| p.features().brand.clone());
     Ok(listings
         .ids
         .into_iter()
         .zip(assessed)
-        .map(|(id, a)| ScoredListing {
+        .zip(brands)
+        .map(|((id, a), brand)| ScoredListing {
             id,
             probability: a.score.probability,
             decision: a.score.decision,
             reasons: a.reasons,
+            brand,
         })
         .collect())
 }

@@ -100,13 +100,12 @@ impl ScoringCore {
     /// Serves `model`, loaded from `path`, with the threshold overrides applied, and
     /// starts the model thread.
     pub fn start(
-        mut model: Model,
+        model: Model,
         path: PathBuf,
         options: CoreOptions,
         observer: Arc<dyn Observer>,
     ) -> Result<Self, ServeError> {
-        let thresholds = options.thresholds.apply(model.thresholds())?;
-        model.set_thresholds(thresholds);
+        let model = options.thresholds.apply_to(model)?;
         let queue = Queue::start(
             QueueOptions {
                 capacity: options.queue_capacity,
@@ -267,12 +266,8 @@ impl ScoringCore {
     async fn load_checked(&self, path: PathBuf) -> Result<Result<Model, String>, ServeError> {
         let overrides = self.inner.thresholds;
         tokio::task::spawn_blocking(move || -> Result<Model, String> {
-            let mut model = Model::load(&path).map_err(|e| e.to_string())?;
-            let thresholds = overrides
-                .apply(model.thresholds())
-                .map_err(|e| e.to_string())?;
-            model.set_thresholds(thresholds);
-            Ok(model)
+            let model = Model::load(&path).map_err(|e| e.to_string())?;
+            overrides.apply_to(model).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| ServeError::Internal(format!("model loading task failed: {e}")))

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use indicatif::ProgressBar;
+use knockoff::brand::BrandLearning;
 use knockoff::features::FeatureConfig;
 use knockoff::model::artifact::Extras;
 use knockoff::model::network::NetworkConfig;
@@ -42,6 +43,14 @@ pub fn tiny_options() -> TrainOptions {
         network: NetworkConfig {
             embedding_dim: 8,
             hidden: 8,
+        },
+        // The fixture has a dozen listings a brand: learn its brands from a few.
+        brand_learning: BrandLearning {
+            min_listings: 5,
+            min_counterfeits: 2,
+            alias_min_listings: 3,
+            marker_min_listings: 3,
+            ..BrandLearning::default()
         },
         ..TrainOptions::default()
     }
