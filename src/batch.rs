@@ -103,15 +103,14 @@ pub const SCORES_COLUMNS: [&str; 8] = [
 ];
 
 /// The brand columns' texts (empty when no brand was identified).
-fn brand_cells(brand: Option<&BrandMatch>) -> [String; 4] {
-    let text = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+fn brand_cells(brand: Option<&BrandMatch>) -> [&str; 4] {
     match brand {
-        None => Default::default(),
+        None => [""; 4],
         Some(b) => [
-            b.name.clone(),
-            text(serde_json::json!(b.found_in)),
-            text(serde_json::json!(b.how)),
-            text(serde_json::json!(b.relation)),
+            b.name.as_str(),
+            b.found_in.as_str(),
+            b.how.as_str(),
+            b.relation.as_str(),
         ],
     }
 }
@@ -175,10 +174,10 @@ impl Sink {
                     id.as_str(),
                     &p,
                     decision.as_str(),
-                    &name,
-                    &found_in,
-                    &how,
-                    &relation,
+                    name,
+                    found_in,
+                    how,
+                    relation,
                     "",
                 ])
                 .map_err(Into::into)

@@ -15,6 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
+/// Lookups by folded text happen for every word of every listing: a fast hash.
+type FastMap<V> = HashMap<String, V, Xxh3DefaultBuilder>;
 use unicode_normalization::UnicodeNormalization;
 
 /// Version of `brands.json`; loaders refuse any other.
@@ -44,6 +48,17 @@ pub enum BrandSource {
     Description,
 }
 
+impl BrandSource {
+    /// The name JSON and `scores.csv` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrandSource::Field => "field",
+            BrandSource::Title => "title",
+            BrandSource::Description => "description",
+        }
+    }
+}
+
 /// How the text found matched the brand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +79,21 @@ pub enum MatchKind {
     Registered,
 }
 
+impl MatchKind {
+    /// The name JSON and `scores.csv` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "exact",
+            MatchKind::Spaced => "spaced",
+            MatchKind::Leet => "leet",
+            MatchKind::FullWidth => "full_width",
+            MatchKind::Homoglyph => "homoglyph",
+            MatchKind::Alias => "alias",
+            MatchKind::Registered => "registered",
+        }
+    }
+}
+
 /// Whether the listing claims to be the brand or names it as what it fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -72,6 +102,16 @@ pub enum Relation {
     Is,
     /// An accessory or part for the brand's products ("case for iPhone").
     For,
+}
+
+impl Relation {
+    /// The name JSON and `scores.csv` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Is => "is",
+            Relation::For => "for",
+        }
+    }
 }
 
 /// The brand a listing claims or refers to.
@@ -174,9 +214,9 @@ pub struct BrandIndex {
     learning: BrandLearning,
     brands: Vec<KnownBrand>,
     /// Folded name without spaces → brand.
-    names: HashMap<String, u32>,
+    names: FastMap<u32>,
     /// Learned alias term → brand.
-    aliases: HashMap<String, u32>,
+    aliases: FastMap<u32>,
     markers: HashSet<String>,
     longest_name: usize,
 }
@@ -216,6 +256,16 @@ fn is_cjk(c: char) -> bool {
 fn fold_char(c: char, out: &mut String) -> Disguise {
     if c.is_ascii() {
         out.push(c.to_ascii_lowercase());
+        return Disguise::default();
+    }
+    // Punctuation and symbols (full-width ones too) only separate words.
+    if !c.is_alphanumeric() {
+        out.push(' ');
+        return Disguise::default();
+    }
+    // Chinese, Japanese and Korean characters have no case, accents or look-alikes to undo.
+    if is_cjk(c) && !(0xF900..=0xFAFF).contains(&(c as u32)) {
+        out.push(c);
         return Disguise::default();
     }
     let mut disguise = Disguise::default();
@@ -376,7 +426,7 @@ impl BrandIndex {
         aliases: Vec<(String, u32)>,
         markers: Vec<String>,
     ) -> BrandIndex {
-        let mut names = HashMap::new();
+        let mut names = FastMap::default();
         for (i, brand) in brands.iter().enumerate() {
             for name in std::iter::once(&brand.name).chain(&brand.aliases) {
                 let key = compact_name(name);

@@ -86,6 +86,8 @@ pub struct TrainOptions {
     pub seed: u64,
     pub max_epochs: usize,
     pub patience: usize,
+    /// Smallest rise of validation ROC-AUC that counts as an improvement for early stopping.
+    pub min_improvement: f64,
     pub batch_size: usize,
     pub embedding_learning_rate: f32,
     pub mlp_learning_rate: f64,
@@ -125,6 +127,7 @@ impl Default for TrainOptions {
             seed: 42,
             max_epochs: 8,
             patience: 2,
+            min_improvement: 5e-4,
             batch_size: 128,
             embedding_learning_rate: 0.1,
             mlp_learning_rate: 2e-3,
@@ -601,7 +604,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         epochs.push(report);
         let improved = best
             .as_ref()
-            .is_none_or(|(best_auc, ..)| auc > *best_auc + 1e-5);
+            .is_none_or(|(best_auc, ..)| auc > *best_auc + options.min_improvement);
         if improved {
             best = Some((auc, epoch, network.table.clone(), trainable.snapshot()?));
             since_best = 0;
@@ -763,6 +766,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 "calibration_share": options.calibration_share,
                 "max_epochs": options.max_epochs,
                 "patience": options.patience,
+                "min_improvement": options.min_improvement,
                 "holdout": options.holdout,
                 "brand_learning": options.brand_learning,
                 "min_known_share": options.min_known_share,

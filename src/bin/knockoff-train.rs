@@ -51,6 +51,10 @@ struct Args {
     /// Epochs without validation improvement before stopping.
     #[arg(long, env = "KNOCKOFF_PATIENCE", default_value_t = 2, value_parser = at_least_one)]
     patience: usize,
+    /// Smallest rise of validation ROC-AUC that counts as an improvement (smaller ones are
+    /// noise on a validation file of this size).
+    #[arg(long, env = "KNOCKOFF_MIN_IMPROVEMENT", default_value_t = 5e-4, value_parser = in_range(0.0, 0.1))]
+    min_improvement: f64,
     #[arg(long, env = "KNOCKOFF_BATCH_SIZE", default_value_t = 128, value_parser = at_least_one)]
     batch_size: usize,
     /// log2 of the number of hash buckets.
@@ -85,10 +89,10 @@ struct Args {
     review_recall: f64,
     /// Precision asked of reviews of listings that cannot be blocked (no known brand claimed,
     /// or mostly unknown terms).
-    #[arg(long, env = "KNOCKOFF_WEAK_REVIEW_PRECISION", default_value_t = 0.99)]
+    #[arg(long, env = "KNOCKOFF_WEAK_REVIEW_PRECISION", default_value_t = 0.99, value_parser = in_range(0.0, 1.0))]
     weak_review_precision: f64,
     /// Below this share of terms known from training a listing is never blocked.
-    #[arg(long, env = "KNOCKOFF_MIN_KNOWN_SHARE", default_value_t = 0.5)]
+    #[arg(long, env = "KNOCKOFF_MIN_KNOWN_SHARE", default_value_t = 0.5, value_parser = in_range(0.0f32, 1.0))]
     min_known_share: f32,
     /// Bad rows to skip (and report) before training stops.
     #[arg(long, env = "KNOCKOFF_MAX_BAD_ROWS", default_value_t = 0)]
@@ -155,6 +159,7 @@ fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
         seed: args.seed,
         max_epochs: args.max_epochs,
         patience: args.patience,
+        min_improvement: args.min_improvement,
         batch_size: args.batch_size,
         embedding_learning_rate: args.embedding_lr,
         mlp_learning_rate: args.mlp_lr,
