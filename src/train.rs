@@ -6,9 +6,10 @@ use crate::brand::{BrandExample, BrandIndex, BrandLearning};
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{FieldLimits, Listing};
 use crate::data::reader::{load_rows, LoadError, Row, RowError};
-use crate::decision::{Decision, EvidenceRule};
+use crate::decision::{Decision, EvidenceRule, Thresholds};
 use crate::eval::calibration::PlattCalibration;
 use crate::eval::evaluation::{self, Evaluation};
+use crate::eval::math::{logit, ratio};
 use crate::eval::prevalence::QuantificationStats;
 use crate::eval::ranking;
 use crate::features::{
@@ -189,22 +190,20 @@ impl DecisionFigures {
                 .zip(labels)
                 .zip(strong)
                 .filter(|((&d, &y), &s)| f(d, y, s))
-                .count() as f64
+                .count()
         };
-        let share = |a: f64, b: f64| crate::eval::math::ratio(a as usize, b as usize);
         let fakes = count(&|_, y, _| y);
         let genuine = count(&|_, y, _| !y);
-        let blocked = count(&|d, _, _| d == Decision::Block);
         let blocked_fakes = count(&|d, y, _| y && d == Decision::Block);
         DecisionFigures {
             listings: decisions.len(),
-            block_precision: share(blocked_fakes, blocked),
-            block_recall: share(blocked_fakes, fakes),
-            flagged_recall: share(count(&|d, y, _| y && d != Decision::Allow), fakes),
-            genuine_blocked_share: share(count(&|d, y, _| !y && d == Decision::Block), genuine),
-            genuine_flagged_share: share(count(&|d, y, _| !y && d != Decision::Allow), genuine),
-            counterfeit_strong_share: share(count(&|_, y, s| y && s), fakes),
-            genuine_strong_share: share(count(&|_, y, s| !y && s), genuine),
+            block_precision: ratio(blocked_fakes, count(&|d, _, _| d == Decision::Block)),
+            block_recall: ratio(blocked_fakes, fakes),
+            flagged_recall: ratio(count(&|d, y, _| y && d != Decision::Allow), fakes),
+            genuine_blocked_share: ratio(count(&|d, y, _| !y && d == Decision::Block), genuine),
+            genuine_flagged_share: ratio(count(&|d, y, _| !y && d != Decision::Allow), genuine),
+            counterfeit_strong_share: ratio(count(&|_, y, s| y && s), fakes),
+            genuine_strong_share: ratio(count(&|_, y, s| !y && s), genuine),
         }
     }
 }
@@ -406,22 +405,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     let featurizer = featurizer.with_references(
         ReferencePrices::fit(priced, options.reference_min_count).with_vocabulary(vocabulary),
     );
-    let brand_examples: Vec<BrandExample> = fit_rows
-        .iter()
-        .map(|r| BrandExample {
-            brand: &r.listing.brand,
-            title: &r.listing.title,
-            counterfeit: r.label == Some(true),
-        })
-        .collect();
-    let brands = BrandIndex::fit(&brand_examples, options.brand_learning);
-    drop(brand_examples);
-    tracing::info!(
-        brands = brands.len(),
-        aliases = brands.aliases().count(),
-        markers = brands.markers().count(),
-        "learned the brands"
-    );
+    let brands = learn_brands(&fit_rows, options.brand_learning);
     let featurizer = featurizer.with_brands(Arc::new(brands));
     let featurizer = match options.features.known_term_min_listings {
         0 => featurizer,
@@ -638,48 +622,17 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         .into_iter()
         .map(|l| calibration.apply(l))
         .collect();
-    let probe_rule = EvidenceRule {
-        min_known_share: options.min_known_share,
-        weak_review: 1.0,
-    };
-    let valid_strong: Vec<bool> = valid_features
-        .iter()
-        .map(|f| probe_rule.is_strong(f.evidence()))
-        .collect();
-    let calibrated_logits: Vec<f32> = valid_probabilities
-        .iter()
-        .map(|&p| {
-            let p = f64::from(p).clamp(1e-9, 1.0 - 1e-9);
-            (p / (1.0 - p)).ln() as f32
-        })
-        .collect();
-    let operating =
-        OperatingStats::from_validation(&calibrated_logits, &valid_labels, &valid_strong);
-    let point = operating
-        .operating_point(
-            Targets {
-                block_precision: options.block_precision,
-                review_recall: options.review_recall,
-                weak_review_precision: options.weak_review_precision,
-            },
-            None,
-        )
-        .map_err(|e| TrainError::Data(e.to_string()))?;
-    let thresholds = point.thresholds;
-    let evidence_rule = point.evidence_rule(options.min_known_share);
-    if thresholds.review >= thresholds.block {
-        tracing::warn!(
-            review = thresholds.review,
-            block = thresholds.block,
-            "the recall target is already met at the block threshold: no review band"
-        );
-    }
-    let valid_decisions: Vec<Decision> = valid_probabilities
-        .iter()
-        .zip(&valid_features)
-        .map(|(&p, f)| evidence_rule.decide(&thresholds, p, f.evidence()))
-        .collect();
-    let decisions = DecisionFigures::new(&valid_decisions, &valid_labels, &valid_strong);
+    let Operating {
+        stats: operating,
+        thresholds,
+        rule: evidence_rule,
+        figures: decisions,
+    } = choose_operating_point(
+        options,
+        &valid_probabilities,
+        &valid_features,
+        &valid_labels,
+    )?;
     let validation = evaluation::evaluate(&valid_probabilities, &valid_labels, &thresholds);
     let categories: Vec<&str> = valid_rows
         .iter()
@@ -821,6 +774,88 @@ fn learn_known_terms(featurizer: &Featurizer, rows: &[Row], min_listings: u8) ->
         .reduce_with(KnownTermCounter::merge)
         .unwrap_or_default()
         .known(min_listings)
+}
+
+/// Target brands, aliases and accessory markers of the rows the network trains on.
+fn learn_brands(rows: &[Row], learning: BrandLearning) -> BrandIndex {
+    let examples: Vec<BrandExample> = rows
+        .iter()
+        .map(|r| BrandExample {
+            brand: &r.listing.brand,
+            title: &r.listing.title,
+            counterfeit: r.label == Some(true),
+        })
+        .collect();
+    let brands = BrandIndex::fit(&examples, learning);
+    tracing::info!(
+        brands = brands.len(),
+        aliases = brands.aliases().count(),
+        markers = brands.markers().count(),
+        "learned the brands"
+    );
+    brands
+}
+
+/// What the served decisions rest on, chosen on validation.
+struct Operating {
+    stats: OperatingStats,
+    thresholds: Thresholds,
+    rule: EvidenceRule,
+    /// How those decisions do on validation.
+    figures: DecisionFigures,
+}
+
+/// Validation histograms by class and evidence, the thresholds and evidence rule they give
+/// for the options' targets at the validation share, and the decisions' figures.
+fn choose_operating_point(
+    options: &TrainOptions,
+    probabilities: &[f32],
+    features: &[Features],
+    labels: &[bool],
+) -> Result<Operating, TrainError> {
+    let probe = EvidenceRule {
+        min_known_share: options.min_known_share,
+        weak_review: 1.0,
+    };
+    let strong: Vec<bool> = features
+        .iter()
+        .map(|f| probe.is_strong(f.evidence()))
+        .collect();
+    let logits: Vec<f32> = probabilities
+        .iter()
+        .map(|&p| logit(f64::from(p).clamp(1e-9, 1.0 - 1e-9)) as f32)
+        .collect();
+    let stats = OperatingStats::from_validation(&logits, labels, &strong);
+    let targets = Targets {
+        block_precision: options.block_precision,
+        review_recall: options.review_recall,
+        weak_review_precision: options.weak_review_precision,
+    };
+    let point = stats
+        .operating_point(targets, None)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let (thresholds, rule) = (
+        point.thresholds,
+        point.evidence_rule(options.min_known_share),
+    );
+    if thresholds.review >= thresholds.block {
+        tracing::warn!(
+            review = thresholds.review,
+            block = thresholds.block,
+            "the recall target is already met at the block threshold: no review band"
+        );
+    }
+    let decisions: Vec<Decision> = probabilities
+        .iter()
+        .zip(features)
+        .map(|(&p, f)| rule.decide(&thresholds, p, f.evidence()))
+        .collect();
+    Ok(Operating {
+        stats,
+        thresholds,
+        rule,
+        figures: DecisionFigures::new(&decisions, labels, &strong),
+    })
 }
 
 /// Small random rows (fastText-style uniform ±1/dim), seeded.
