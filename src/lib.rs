@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod http;
 pub mod model;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod serve;
 pub mod telemetry;

@@ -10,6 +10,7 @@ use super::queue::{
 };
 use crate::data::listing::{Listing, RawListing};
 use crate::model::Model;
+use crate::registry::RegisteredBrand;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ struct Inner {
     /// Serialises reloads so two concurrent ones cannot interleave load and swap.
     reload_lock: tokio::sync::Mutex<()>,
     shutting_down: AtomicBool,
+    /// The brand registry as of its last change; scoring uses it from the next request on.
+    registry: ArcSwap<Vec<RegisteredBrand>>,
 }
 
 impl ScoringCore {
@@ -125,6 +128,7 @@ impl ScoringCore {
                 observer,
                 reload_lock: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
+                registry: ArcSwap::from_pointee(Vec::new()),
             }),
         })
     }
@@ -132,6 +136,17 @@ impl ScoringCore {
     /// The batching queue: its depth, and pause/resume of the model thread.
     pub fn queue(&self) -> &Queue {
         &self.inner.queue
+    }
+
+    /// Scores from the next request on with these registered brands (the whole registry,
+    /// as the store holds it after a change).
+    pub fn use_registry(&self, brands: Vec<RegisteredBrand>) {
+        self.inner.registry.store(Arc::new(brands));
+    }
+
+    /// The registered brands scoring uses now.
+    pub fn registry(&self) -> Arc<Vec<RegisteredBrand>> {
+        self.inner.registry.load_full()
     }
 
     /// The model serving right now. Holding the `Arc` keeps that model alive even if a
