@@ -2,10 +2,13 @@
 //! and price features relative to the usual price. The only feature code in knockoff:
 //! training, batch scoring and serving all call [`Featurizer`].
 
-use crate::brand::{BrandIndex, BrandMatch, Relation};
+use crate::brand::{BrandIndex, BrandMatch, BrandSource, Relation};
+use crate::data::currency::CurrencyRates;
 use crate::data::listing::Listing;
 use crate::decision::Evidence;
-use crate::reference::{group_key, PriceKey, RefLevel, Reference, ReferencePrices};
+use crate::reference::{group_key, PriceKey, RefLevel, RefStat, ReferencePrices};
+use crate::registry::{RegisteredBrand, RegisteredPrice, RegistryView};
+use arc_swap::ArcSwapOption;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -295,6 +298,8 @@ pub struct PriceContext {
     pub phrase: String,
     pub brand: String,
     pub category: String,
+    /// The registered list price used instead of a learned usual price, if any.
+    pub registered: Option<RegisteredPrice>,
 }
 
 /// Features plus what each id stands for, for reasons shown to reviewers.
@@ -699,6 +704,30 @@ impl Emitter<'_> {
     }
 }
 
+/// `text` without any occurrence of `needle`, compared ignoring ASCII case.
+fn remove_ignoring_case(text: &str, needle: &str) -> String {
+    let needle = needle.trim().to_lowercase();
+    if needle.is_empty() {
+        return text.to_string();
+    }
+    // Outside ASCII, lower-casing may move byte offsets: there only exact matches go.
+    if !text.is_ascii() {
+        return text.replace(needle.as_str(), " ");
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (start, _) in lower.match_indices(needle.as_str()) {
+        if start >= rest {
+            out.push_str(&text[rest..start]);
+            out.push(' ');
+            rest = start + needle.len();
+        }
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// Listing → features. Cheap to share across threads.
 #[derive(Clone)]
 pub struct Featurizer {
@@ -714,6 +743,28 @@ pub struct Featurizer {
     known_terms: Option<Arc<KnownTerms>>,
     /// The brands a listing may claim or fit.
     brands: Arc<BrandIndex>,
+    /// Registered brands and their list prices, swapped whole on every registry change.
+    registry: RegistrySlot,
+}
+
+/// The registry view in use; a clone starts with the view its original had then.
+#[derive(Default)]
+struct RegistrySlot(ArcSwapOption<RegistryView>);
+
+impl Clone for RegistrySlot {
+    fn clone(&self) -> Self {
+        RegistrySlot(ArcSwapOption::new(self.0.load_full()))
+    }
+}
+
+/// The usual price a listing's price features rest on.
+struct PriceBasis {
+    level: RefLevel,
+    stat: RefStat,
+    /// Title words of a product-level learned reference (only when explaining).
+    phrase: String,
+    base_price: Option<f64>,
+    registered: Option<RegisteredPrice>,
 }
 
 impl Featurizer {
@@ -748,6 +799,7 @@ impl Featurizer {
             standard_pipeline,
             known_terms: None,
             brands: Arc::new(BrandIndex::empty()),
+            registry: RegistrySlot::default(),
         };
         featurizer.brand_words = featurizer.known_brand_words();
         Ok(featurizer)
@@ -938,6 +990,8 @@ impl Featurizer {
     /// The same featurizer identifying the brands of `brands`.
     pub fn with_brands(mut self, brands: Arc<BrandIndex>) -> Featurizer {
         self.brands = brands;
+        // A registry view extends the index it was built on: it would hide the new one.
+        self.registry = RegistrySlot::default();
         self
     }
 
@@ -1036,13 +1090,65 @@ impl Featurizer {
         self.build_with_price(listing, terms, EmitMode::Buckets).0
     }
 
-    /// Features, and the key and reference their price features came from.
+    /// The listing as it would look if its brand were known by registration only: the same
+    /// price and brand features, but none of the brand's own terms (its name in the field
+    /// and text is unknown to the model, as a newly registered name is). `None` when the
+    /// listing claims no known brand. Training shows the model such copies so that it judges
+    /// registered brands by price and wording, not by a name it has never seen.
+    pub fn featurize_as_registered(&self, listing: &Listing) -> Option<Features> {
+        let full = self.featurize(listing);
+        let found = full.brand.as_ref().filter(|b| b.relation == Relation::Is)?;
+        let mut masked = listing.clone();
+        masked.brand.clear();
+        for name in [
+            listing.brand.as_str(),
+            found.text.as_str(),
+            found.name.as_str(),
+        ] {
+            masked.title = remove_ignoring_case(&masked.title, name);
+            masked.description = remove_ignoring_case(&masked.description, name);
+        }
+        let text_only = self.featurize(&masked);
+        // The brand's terms were there and unknown: they count against the known share.
+        let removed = (full.ids.len() + full.unknown as usize)
+            .saturating_sub(text_only.ids.len() + text_only.unknown as usize);
+        Some(Features {
+            ids: text_only.ids,
+            dense: full.dense,
+            unknown: text_only.unknown + removed as u32,
+            brand: full.brand,
+        })
+    }
+
+    /// A text's words as the pipeline normalises titles ("Aurora Tote" → `aurora`, `tote`).
+    pub fn words_of(&self, text: &str) -> Vec<String> {
+        let tokenized = self.tokenize([text]);
+        let [field] = tokenized.fields();
+        field.words.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// Scores from now on with `registered` brands known and their list prices as usual
+    /// prices, converted by `rates`; replaces any registry given before. Every clone made
+    /// before keeps its own registry.
+    pub fn use_registry(
+        &self,
+        registered: &[RegisteredBrand],
+        rates: &CurrencyRates,
+    ) -> Arc<RegistryView> {
+        let view = Arc::new(RegistryView::build(&self.brands, registered, rates, |t| {
+            self.words_of(t)
+        }));
+        self.registry.0.store(Some(Arc::clone(&view)));
+        view
+    }
+
+    /// Features, and the usual price their price features came from.
     fn build_with_price(
         &self,
         listing: &Listing,
         terms: Option<&mut Terms>,
         mode: EmitMode,
-    ) -> (Features, Reference<'static>, String, Option<f64>) {
+    ) -> (Features, PriceBasis) {
         // Only explanations show the product phrase; plain scoring skips copying it.
         let explaining = terms.is_some();
         let mut ids = Vec::with_capacity(192);
@@ -1089,13 +1195,47 @@ impl Featurizer {
             });
         let key = Self::price_key_from(&title.words, &brand_words, brand, category);
         let reference = self.references.lookup(&key);
-        let (level, stat) = (reference.level, reference.stat);
+        let (mut level, mut stat) = (reference.level, reference.stat);
         let phrase = if explaining {
             reference.phrase.to_string()
         } else {
             String::new()
         };
-        let group_reference = self.references.lookup_group(&key.brand, &key.category);
+        let mut group_median = self
+            .references
+            .lookup_group(&key.brand, &key.category)
+            .stat
+            .median;
+        let mut brand_missing = key.brand.is_empty();
+        let mut named = named;
+        let view = self.registry.0.load();
+        let brands = view.as_ref().map_or(&self.brands, |v| v.brands());
+        let identified = brands.identify(&listing.brand, &listing.title, &listing.description);
+        // A registered brand's own list prices are the usual prices of its products.
+        let registered = match (view.as_deref(), &identified) {
+            (Some(view), Some(found)) if found.registered && found.relation == Relation::Is => {
+                let category_key = group_key(&listing.category);
+                view.price(&found.name, &title.words, &category_key)
+                    .map(|price| {
+                        level = price.level;
+                        stat = RefStat {
+                            median: price.base_price,
+                            count: price.products,
+                        };
+                        group_median = view
+                            .group_price(&found.name, &category_key)
+                            .unwrap_or(price.base_price);
+                        if found.found_in == BrandSource::Field {
+                            brand_missing = false;
+                            let words = self.words_of(&found.name);
+                            named = !words.is_empty()
+                                && title.words.windows(words.len()).any(|w| w == words);
+                        }
+                        price
+                    })
+            }
+            _ => None,
+        };
         let base_price = listing
             .price
             .as_ref()
@@ -1113,7 +1253,7 @@ impl Featurizer {
             // leash is not a cheap Rolex. Unknown groups get no ratio, only the flag.
             if level != RefLevel::Global {
                 dense[LOG_RATIO_INDEX] = log_ratio(price, stat.median);
-                dense[GROUP_RATIO_INDEX] = log_ratio(price, group_reference.stat.median);
+                dense[GROUP_RATIO_INDEX] = log_ratio(price, group_median);
             }
         }
         let level_index = RefLevel::ALL
@@ -1121,11 +1261,8 @@ impl Featurizer {
             .position(|l| *l == level)
             .unwrap_or(RefLevel::ALL.len() - 1);
         dense[LEVEL_INDEX + level_index] = 1.0;
-        dense[BRAND_MISSING_INDEX] = f32::from(key.brand.is_empty());
+        dense[BRAND_MISSING_INDEX] = f32::from(brand_missing);
         dense[BRAND_IN_TITLE_INDEX] = f32::from(named);
-        let identified = self
-            .brands
-            .identify(&listing.brand, &listing.title, &listing.description);
         if let Some(found) = &identified {
             let index = match found.relation {
                 Relation::Is => CLAIMS_BRAND_INDEX,
@@ -1133,12 +1270,6 @@ impl Featurizer {
             };
             dense[index] = 1.0;
         }
-        // The phrase borrowed from the key, which ends here: it is returned as a copy.
-        let reference = Reference {
-            level,
-            stat,
-            phrase: "",
-        };
         let unknown = emitter.unknown;
         let features = Features {
             ids,
@@ -1146,7 +1277,14 @@ impl Featurizer {
             unknown,
             brand: identified,
         };
-        (features, reference, phrase, base_price)
+        let basis = PriceBasis {
+            level,
+            stat,
+            phrase,
+            base_price,
+            registered,
+        };
+        (features, basis)
     }
 
     pub fn featurize(&self, listing: &Listing) -> Features {
@@ -1156,19 +1294,19 @@ impl Featurizer {
     /// Like [`Featurizer::featurize`], also returning what each id stands for.
     pub fn explain(&self, listing: &Listing) -> ExplainedFeatures {
         let mut terms = Terms::default();
-        let (features, reference, phrase, base_price) =
-            self.build_with_price(listing, Some(&mut terms), EmitMode::Buckets);
+        let (features, basis) = self.build_with_price(listing, Some(&mut terms), EmitMode::Buckets);
         ExplainedFeatures {
             features,
             terms,
             price: PriceContext {
-                base_price,
-                level: reference.level,
-                usual_price: reference.stat.median,
-                usual_count: reference.stat.count,
-                phrase,
+                base_price: basis.base_price,
+                level: basis.level,
+                usual_price: basis.stat.median,
+                usual_count: basis.stat.count,
+                phrase: basis.phrase,
                 brand: listing.brand.clone(),
                 category: listing.category.clone(),
+                registered: basis.registered,
             },
         }
     }
@@ -1211,6 +1349,115 @@ mod tests {
         }
         .validate(&CurrencyRates::default(), &FieldLimits::default())
         .unwrap()
+    }
+
+    /// The test featurizer knowing Rolex as a counterfeiting target.
+    fn with_rolex(f: Featurizer) -> Featurizer {
+        use crate::brand::{BrandExample, BrandLearning};
+        let rows: Vec<BrandExample> = (0..40)
+            .map(|i| BrandExample {
+                brand: "Rolex",
+                title: "Rolex Submariner Date",
+                counterfeit: i % 2 == 0,
+            })
+            .collect();
+        f.with_brands(Arc::new(BrandIndex::fit(&rows, BrandLearning::default())))
+    }
+
+    fn verdanne() -> RegisteredBrand {
+        use crate::registry::{BrandEntry, RegisteredProduct};
+        RegisteredBrand {
+            name: "Verdanne".into(),
+            entry: BrandEntry {
+                aliases: vec!["维丹妮".into()],
+                products: vec![RegisteredProduct {
+                    name: "Aurora tote".into(),
+                    category: "bags".into(),
+                    list_price: 400.0,
+                    currency: "USD".into(),
+                }],
+            },
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_registered_brand_is_claimed_and_priced_by_its_list_price() {
+        let f = with_rolex(featurizer());
+        let fake = listing("V3rdanne Aurora tote", "", "bags", Some(40.0));
+        let before = f.clone();
+        assert_eq!(f.featurize(&fake).brand, None, "unknown before registering");
+        f.use_registry(&[verdanne()], &CurrencyRates::default());
+        let explained = f.explain(&fake);
+        let found = explained.features.brand.clone().unwrap();
+        assert_eq!((found.name.as_str(), found.registered), ("Verdanne", true));
+        assert_eq!(explained.features.dense[CLAIMS_BRAND_INDEX], 1.0);
+        let price = explained.price.registered.clone().unwrap();
+        assert_eq!(
+            (price.level, price.product.as_deref(), price.base_price),
+            (RefLevel::Product, Some("Aurora tote"), 400.0)
+        );
+        assert_eq!(explained.price.usual_price, 400.0);
+        let ratio = explained.features.dense[LOG_RATIO_INDEX];
+        assert!((ratio - (0.1f32).ln()).abs() < 1e-5, "{ratio}");
+        // Learned brands still come first, and a clone made before keeps no registry.
+        assert_eq!(
+            f.featurize(&listing("Rolex Submariner", "", "", None))
+                .brand
+                .unwrap()
+                .registered,
+            false
+        );
+        assert_eq!(before.featurize(&fake).brand, None);
+        // The brand field naming it counts as a selected brand named in the title.
+        let genuine = f.featurize(&listing(
+            "Verdanne Aurora tote",
+            "Verdanne",
+            "bags",
+            Some(400.0),
+        ));
+        assert_eq!(genuine.dense[BRAND_MISSING_INDEX], 0.0);
+        assert_eq!(genuine.dense[BRAND_IN_TITLE_INDEX], 1.0);
+        assert_eq!(genuine.dense[LOG_RATIO_INDEX], 0.0);
+    }
+
+    #[test]
+    fn as_registered_copies_keep_price_and_brand_features_without_the_brand_terms() {
+        let f = with_rolex(featurizer());
+        let l = listing("ROLEX Submariner Date aaa", "Rolex", "watches", Some(500.0));
+        let full = f.featurize(&l);
+        let copy = f.featurize_as_registered(&l).unwrap();
+        assert_eq!(copy.dense, full.dense);
+        assert_eq!(copy.brand, full.brand);
+        let without = f.featurize(&listing("Submariner Date aaa", "", "watches", Some(500.0)));
+        assert_eq!(
+            copy.ids, without.ids,
+            "no term of the brand's name or field"
+        );
+        assert_eq!(
+            copy.ids.len() + copy.unknown as usize,
+            full.ids.len() + full.unknown as usize,
+            "the brand's terms count as unknown"
+        );
+        assert_eq!(
+            f.featurize_as_registered(&listing("plain towel", "", "", None)),
+            None
+        );
+    }
+
+    #[test]
+    fn removal_ignores_ascii_case_and_never_splits_characters() {
+        assert_eq!(
+            remove_ignoring_case("ROLEX watch rolex", "Rolex"),
+            "  watch  "
+        );
+        assert_eq!(
+            remove_ignoring_case("İstanbul Rolex", "rolex"),
+            "İstanbul Rolex"
+        );
+        assert_eq!(remove_ignoring_case("劳力士 watch", "劳力士"), "  watch");
+        assert_eq!(remove_ignoring_case("abc", " "), "abc");
     }
 
     fn terms(f: &Featurizer, title: &str) -> Vec<(TermKind, String)> {

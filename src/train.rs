@@ -100,6 +100,10 @@ pub struct TrainOptions {
     /// model learns what a missing or unknown brand/category looks like.
     pub brand_dropout: f64,
     pub category_dropout: f64,
+    /// Share of rows claiming a known brand also shown as if the brand were registered
+    /// rather than learned: same price and brand features, none of the brand's own terms
+    /// (see [`Featurizer::featurize_as_registered`]).
+    pub registered_copies: f64,
     pub features: FeatureConfig,
     pub network: NetworkConfig,
     pub reference_min_count: usize,
@@ -136,6 +140,7 @@ impl Default for TrainOptions {
             token_dropout: 0.1,
             brand_dropout: 0.2,
             category_dropout: 0.2,
+            registered_copies: 0.3,
             features: FeatureConfig::default(),
             network: NetworkConfig::default(),
             reference_min_count: 5,
@@ -418,11 +423,16 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
 
     let featurize_started = Instant::now();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    // Augmented copies: the same listing with brand or category blanked.
+    // Augmented copies: the same listing with brand or category blanked, or its brand
+    // known by registration only.
     let mut examples: Vec<(Listing, bool)> = Vec::with_capacity(fit_rows.len() * 11 / 10);
+    let mut as_registered: Vec<(&Listing, bool)> = Vec::new();
     for row in &fit_rows {
         let label = row.label.unwrap_or(false);
         examples.push((row.listing.clone(), label));
+        if rng.random::<f64>() < options.registered_copies {
+            as_registered.push((&row.listing, label));
+        }
         // The brand field blanked, where the text still names the brand: the model learns to
         // read a claimed brand from the title too. Listings whose brand only the field gives
         // are not copied: a blank field and no brand in the text would otherwise learn the
@@ -444,14 +454,26 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             examples.push((l, label));
         }
     }
-    let train_features: Vec<Features> = examples
+    let mut train_features: Vec<Features> = examples
         .par_iter()
         .map(|(l, _)| featurizer.featurize(l))
         .collect();
-    let train_labels: Vec<f32> = examples
+    let mut train_labels: Vec<f32> = examples
         .iter()
         .map(|(_, y)| f32::from(u8::from(*y)))
         .collect();
+    let registered: Vec<(Features, bool)> = as_registered
+        .par_iter()
+        .filter_map(|(l, y)| featurizer.featurize_as_registered(l).map(|f| (f, *y)))
+        .collect();
+    tracing::info!(
+        copies = registered.len(),
+        "rows also shown as registered brands"
+    );
+    for (features, label) in registered {
+        train_features.push(features);
+        train_labels.push(f32::from(u8::from(label)));
+    }
     drop(examples);
     let featurize_rows = |rows: &[Row]| -> Vec<Features> {
         rows.par_iter()
@@ -715,6 +737,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 "token_dropout": options.token_dropout,
                 "brand_dropout": options.brand_dropout,
                 "category_dropout": options.category_dropout,
+                "registered_copies": options.registered_copies,
                 "reference_min_count": options.reference_min_count,
                 "calibration_share": options.calibration_share,
                 "max_epochs": options.max_epochs,

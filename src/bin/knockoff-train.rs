@@ -81,6 +81,10 @@ struct Args {
     /// Share of training rows also shown with the category blanked.
     #[arg(long, env = "KNOCKOFF_CATEGORY_DROPOUT", default_value_t = 0.2, value_parser = in_range(0.0, 1.0))]
     category_dropout: f64,
+    /// Share of rows claiming a known brand also shown as if the brand were registered (its
+    /// own terms unknown), so registered brands are judged by price and wording.
+    #[arg(long, env = "KNOCKOFF_REGISTERED_COPIES", default_value_t = 0.3, value_parser = in_range(0.0, 1.0))]
+    registered_copies: f64,
     /// Precision the `block` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_BLOCK_PRECISION", default_value_t = 0.95)]
     block_precision: f64,
@@ -166,6 +170,7 @@ fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
         token_dropout: args.token_dropout,
         brand_dropout: args.brand_dropout,
         category_dropout: args.category_dropout,
+        registered_copies: args.registered_copies,
         features: FeatureConfig {
             buckets: 1 << args.hash_bits,
             known_term_min_listings: args.known_term_min_listings,

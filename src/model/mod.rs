@@ -16,10 +16,12 @@ use crate::features::{
     LOG_RATIO_INDEX,
 };
 use crate::reference::RefLevel;
+use crate::registry::{RegisteredBrand, RegistryView};
 use network::{dot, Network, NetworkConfig};
 use operating::{OperatingError, OperatingStats, Targets};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub use artifact::ArtifactError;
@@ -201,6 +203,13 @@ impl Model {
     /// Replaces the decision thresholds (operators tune them to their review capacity).
     pub fn set_thresholds(&mut self, thresholds: Thresholds) {
         self.config.thresholds = thresholds;
+    }
+
+    /// Scores from now on with the `registered` brands known and their list prices as the
+    /// usual prices of their products (see [`Featurizer::use_registry`]).
+    pub fn use_registry(&self, registered: &[RegisteredBrand]) -> Arc<RegistryView> {
+        self.featurizer
+            .use_registry(registered, &self.config.currency)
     }
 
     pub fn rates(&self) -> &CurrencyRates {
@@ -470,6 +479,9 @@ fn describe_price(price: &crate::features::PriceContext, currency: &str) -> Stri
     let Some(base) = price.base_price else {
         return "no price given".to_string();
     };
+    if let Some(registered) = &price.registered {
+        return describe_registered_price(registered, base, currency);
+    }
     // A product or brand+category reference may rest on a missing brand or category.
     let fields = [price.brand.trim(), price.category.trim()]
         .into_iter()
@@ -496,6 +508,32 @@ fn describe_price(price: &crate::features::PriceContext, currency: &str) -> Stri
     format!(
         "price is {share} the usual price for {group} (usual ≈ {:.2} {currency}, here {:.2} {currency})",
         price.usual_price, base
+    )
+}
+
+/// "price is 9% of Verdanne's registered list price for Aurora tote (...)".
+fn describe_registered_price(
+    registered: &crate::registry::RegisteredPrice,
+    base: f64,
+    currency: &str,
+) -> String {
+    let what = match (&registered.product, &registered.category) {
+        (Some(product), _) => format!("{}'s registered list price for {product}", registered.brand),
+        (None, Some(category)) => format!(
+            "the median of {}'s registered list prices in {category}",
+            registered.brand
+        ),
+        (None, None) => format!(
+            "the median of {}'s registered list prices",
+            registered.brand
+        ),
+    };
+    let ratio = base / registered.base_price.max(0.01);
+    format!(
+        "price is {:.0}% of {what} (list ≈ {:.2} {currency}, here {:.2} {currency})",
+        (ratio * 100.0).max(0.0),
+        registered.base_price,
+        base
     )
 }
 
@@ -536,6 +574,7 @@ mod tests {
             phrase: "dog leash".into(),
             brand: brand.into(),
             category: category.into(),
+            registered: None,
         }
     }
 

@@ -42,3 +42,7 @@ pub struct RegisteredBrand {
     pub created_at: String,
     pub updated_at: String,
 }
+
+mod view;
+
+pub use view::{RegisteredPrice, RegistryView};

@@ -97,6 +97,8 @@ struct Inner {
     shutting_down: AtomicBool,
     /// The brand registry as of its last change; scoring uses it from the next request on.
     registry: ArcSwap<Vec<RegisteredBrand>>,
+    /// Serialises registry changes.
+    registry_lock: std::sync::Mutex<()>,
 }
 
 impl ScoringCore {
@@ -129,6 +131,7 @@ impl ScoringCore {
                 reload_lock: tokio::sync::Mutex::new(()),
                 shutting_down: AtomicBool::new(false),
                 registry: ArcSwap::from_pointee(Vec::new()),
+                registry_lock: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -141,7 +144,26 @@ impl ScoringCore {
     /// Scores from the next request on with these registered brands (the whole registry,
     /// as the store holds it after a change).
     pub fn use_registry(&self, brands: Vec<RegisteredBrand>) {
+        // Two changes at once must not leave the older one in the model.
+        let _guard = self
+            .inner
+            .registry_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         self.inner.registry.store(Arc::new(brands));
+        self.apply_registry(&self.current_model());
+    }
+
+    /// Gives `model` the registry as it is now.
+    fn apply_registry(&self, model: &LoadedModel) {
+        let brands = self.inner.registry.load();
+        let view = model.model.use_registry(&brands);
+        tracing::debug!(
+            brands = brands.len(),
+            skipped_products = view.skipped_products(),
+            model = %model.version(),
+            "registry in use"
+        );
     }
 
     /// The registered brands scoring uses now.
@@ -258,7 +280,10 @@ impl ScoringCore {
             model,
             path: path.clone(),
         });
+        self.apply_registry(&new);
         let previous = self.inner.model.swap(Arc::clone(&new));
+        // A registry change between the line above and the swap went to the old model.
+        self.apply_registry(&new);
         let observer = &self.inner.observer;
         observer.model_serving(previous.name(), previous.version(), false);
         observer.model_serving(new.name(), new.version(), true);
