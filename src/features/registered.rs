@@ -1,0 +1,92 @@
+//! Registered brands in featurisation: the registry view in use, and training copies of
+//! branded listings that look as a newly registered brand does.
+
+use super::*;
+
+/// The registry view in use; a clone starts with the view its original had then.
+#[derive(Default)]
+pub(super) struct RegistrySlot(pub(super) ArcSwapOption<RegistryView>);
+
+impl Clone for RegistrySlot {
+    fn clone(&self) -> Self {
+        RegistrySlot(ArcSwapOption::new(self.0.load_full()))
+    }
+}
+
+/// `text` without any occurrence of `needle`, compared ignoring ASCII case.
+pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
+    let needle = needle.trim().to_lowercase();
+    if needle.is_empty() {
+        return text.to_string();
+    }
+    // Outside ASCII, lower-casing may move byte offsets: there only exact matches go.
+    if !text.is_ascii() {
+        return text.replace(needle.as_str(), " ");
+    }
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (start, _) in lower.match_indices(needle.as_str()) {
+        if start >= rest {
+            out.push_str(&text[rest..start]);
+            out.push(' ');
+            rest = start + needle.len();
+        }
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
+impl Featurizer {
+    /// The listing as it would look if its brand were known by registration only: the same
+    /// price and brand features, but none of the brand's own terms (its name in the field
+    /// and text is unknown to the model, as a newly registered name is). `None` when the
+    /// listing claims no known brand. Training shows the model such copies so that it judges
+    /// registered brands by price and wording, not by a name it has never seen.
+    pub fn featurize_as_registered(&self, listing: &Listing) -> Option<Features> {
+        let full = self.featurize(listing);
+        let found = full.brand.as_ref().filter(|b| b.relation == Relation::Is)?;
+        let mut masked = listing.clone();
+        masked.brand.clear();
+        for name in [
+            listing.brand.as_str(),
+            found.text.as_str(),
+            found.name.as_str(),
+        ] {
+            masked.title = remove_ignoring_case(&masked.title, name);
+            masked.description = remove_ignoring_case(&masked.description, name);
+        }
+        let text_only = self.featurize(&masked);
+        // The brand's terms were there and unknown: they count against the known share.
+        let removed = (full.ids.len() + full.unknown as usize)
+            .saturating_sub(text_only.ids.len() + text_only.unknown as usize);
+        Some(Features {
+            ids: text_only.ids,
+            dense: full.dense,
+            unknown: text_only.unknown + removed as u32,
+            brand: full.brand,
+        })
+    }
+
+    /// A text's words as the pipeline normalises titles ("Aurora Tote" → `aurora`, `tote`).
+    pub fn words_of(&self, text: &str) -> Vec<String> {
+        let tokenized = self.tokenize([text]);
+        let [field] = tokenized.fields();
+        field.words.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// Scores from now on with `registered` brands known and their list prices as usual
+    /// prices, converted by `rates`; replaces any registry given before. Every clone made
+    /// before keeps its own registry.
+    pub fn use_registry(
+        &self,
+        registered: &[RegisteredBrand],
+        rates: &CurrencyRates,
+    ) -> Arc<RegistryView> {
+        let view = Arc::new(RegistryView::build(&self.brands, registered, rates, |t| {
+            self.words_of(t)
+        }));
+        self.registry.0.store(Some(Arc::clone(&view)));
+        view
+    }
+}
