@@ -57,6 +57,8 @@ pub struct Evidence {
     pub claims_known_brand: bool,
     /// Share of the listing's terms the model learned (`None`: it has no terms).
     pub known_share: Option<f32>,
+    /// Log ratio of the price to the list price its brand registered, when one applies.
+    pub registered_log_ratio: Option<f32>,
 }
 
 /// When the evidence is too weak to block: a listing that claims no known brand, or whose
@@ -68,12 +70,24 @@ pub struct EvidenceRule {
     pub min_known_share: f32,
     /// Probability at which a weak-evidence listing is reviewed.
     pub weak_review: f32,
+    /// Log price ratio to the usual price of its brand above which a listing of a registered
+    /// brand is priced like a genuine one: the model, which never saw the brand, cannot block
+    /// it then. Learned in training: a low quantile of genuine branded listings' ratios.
+    /// `None` (models before the registry): no such rule.
+    #[serde(default)]
+    pub registered_price_floor: Option<f32>,
 }
 
 impl EvidenceRule {
     /// Whether the evidence is strong enough for the usual thresholds (and so for `block`).
     pub fn is_strong(&self, evidence: Evidence) -> bool {
+        let priced_as_registered =
+            match (evidence.registered_log_ratio, self.registered_price_floor) {
+                (Some(ratio), Some(floor)) => ratio >= floor,
+                _ => false,
+            };
         evidence.claims_known_brand
+            && !priced_as_registered
             && evidence
                 .known_share
                 .is_some_and(|share| share >= self.min_known_share)
@@ -136,10 +150,12 @@ mod tests {
         let rule = EvidenceRule {
             min_known_share: 0.5,
             weak_review: 0.9,
+            registered_price_floor: Some(-1.5),
         };
         let strong = Evidence {
             claims_known_brand: true,
             known_share: Some(0.9),
+            registered_log_ratio: None,
         };
         assert_eq!(rule.decide(&t, 0.85, strong), Decision::Block);
         assert_eq!(rule.decide(&t, 0.3, strong), Decision::Review);
@@ -155,7 +171,26 @@ mod tests {
             known_share: None,
             ..strong
         };
-        for weak in [unbranded, unfamiliar, no_terms] {
+        // A registered brand's listing priced as genuine ones are (here a third of its list
+        // price or more) cannot be blocked; a much cheaper one can.
+        let registered_at_list = Evidence {
+            registered_log_ratio: Some(0.0),
+            ..strong
+        };
+        let registered_cheap = Evidence {
+            registered_log_ratio: Some(-2.0),
+            ..strong
+        };
+        assert_eq!(rule.decide(&t, 0.85, registered_cheap), Decision::Block);
+        let no_floor = EvidenceRule {
+            registered_price_floor: None,
+            ..rule
+        };
+        assert_eq!(
+            no_floor.decide(&t, 0.85, registered_at_list),
+            Decision::Block
+        );
+        for weak in [unbranded, unfamiliar, no_terms, registered_at_list] {
             assert_eq!(rule.decide(&t, 1.0, weak), Decision::Review, "{weak:?}");
             assert_eq!(rule.decide(&t, 0.85, weak), Decision::Allow, "{weak:?}");
         }

@@ -104,6 +104,9 @@ pub struct TrainOptions {
     /// rather than learned: same price and brand features, none of the brand's own terms
     /// (see [`Featurizer::featurize_as_registered`]).
     pub registered_copies: f64,
+    /// Share of genuine branded validation listings priced below the floor under which a
+    /// registered brand's listing may be blocked (see [`EvidenceRule`]).
+    pub registered_floor_quantile: f64,
     pub features: FeatureConfig,
     pub network: NetworkConfig,
     pub reference_min_count: usize,
@@ -141,6 +144,7 @@ impl Default for TrainOptions {
             brand_dropout: 0.2,
             category_dropout: 0.2,
             registered_copies: 0.3,
+            registered_floor_quantile: 0.05,
             features: FeatureConfig::default(),
             network: NetworkConfig::default(),
             reference_min_count: 5,
@@ -738,6 +742,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 "brand_dropout": options.brand_dropout,
                 "category_dropout": options.category_dropout,
                 "registered_copies": options.registered_copies,
+                "registered_floor_quantile": options.registered_floor_quantile,
                 "reference_min_count": options.reference_min_count,
                 "calibration_share": options.calibration_share,
                 "max_epochs": options.max_epochs,
@@ -819,6 +824,24 @@ fn learn_brands(rows: &[Row], learning: BrandLearning) -> BrandIndex {
     brands
 }
 
+/// The log price ratio (to the usual price of the brand) below which only a share `quantile`
+/// of genuine validation listings that claim a known brand are priced: above it, a listing of
+/// a registered brand is priced as genuine ones are. `None` without such listings.
+fn registered_price_floor(features: &[Features], labels: &[bool], quantile: f64) -> Option<f32> {
+    let mut ratios: Vec<f32> = features
+        .iter()
+        .zip(labels)
+        .filter(|(f, &counterfeit)| !counterfeit && f.evidence().claims_known_brand)
+        .filter_map(|(f, _)| f.brand_log_price_ratio())
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f32::total_cmp);
+    let index = ((ratios.len() as f64 * quantile) as usize).min(ratios.len() - 1);
+    Some(ratios[index])
+}
+
 /// What the served decisions rest on, chosen on validation.
 struct Operating {
     stats: OperatingStats,
@@ -839,6 +862,11 @@ fn choose_operating_point(
     let probe = EvidenceRule {
         min_known_share: options.min_known_share,
         weak_review: 1.0,
+        registered_price_floor: registered_price_floor(
+            features,
+            labels,
+            options.registered_floor_quantile,
+        ),
     };
     let strong: Vec<bool> = features
         .iter()
@@ -857,10 +885,7 @@ fn choose_operating_point(
     let point = stats
         .operating_point(targets, None)
         .map_err(|e| TrainError::Data(e.to_string()))?;
-    let (thresholds, rule) = (
-        point.thresholds,
-        point.evidence_rule(options.min_known_share),
-    );
+    let (thresholds, rule) = (point.thresholds, point.evidence_rule(probe));
     if thresholds.review >= thresholds.block {
         tracing::warn!(
             review = thresholds.review,

@@ -85,6 +85,11 @@ struct Args {
     /// own terms unknown), so registered brands are judged by price and wording.
     #[arg(long, env = "KNOCKOFF_REGISTERED_COPIES", default_value_t = 0.3, value_parser = in_range(0.0, 1.0))]
     registered_copies: f64,
+    /// Share of genuine branded validation listings priced below the floor under which a
+    /// registered brand's listing may be blocked (at or above it, a registered brand's listing
+    /// is priced as genuine ones are and is at most reviewed).
+    #[arg(long, env = "KNOCKOFF_REGISTERED_FLOOR_QUANTILE", default_value_t = 0.05, value_parser = in_range(0.0, 1.0))]
+    registered_floor_quantile: f64,
     /// Precision the `block` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_BLOCK_PRECISION", default_value_t = 0.95)]
     block_precision: f64,
@@ -171,6 +176,7 @@ fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
         brand_dropout: args.brand_dropout,
         category_dropout: args.category_dropout,
         registered_copies: args.registered_copies,
+        registered_floor_quantile: args.registered_floor_quantile,
         features: FeatureConfig {
             buckets: 1 << args.hash_bits,
             known_term_min_listings: args.known_term_min_listings,

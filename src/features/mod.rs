@@ -137,6 +137,8 @@ pub struct Features {
     pub unknown: u32,
     /// The known brand the listing claims or fits, if any.
     pub brand: Option<BrandMatch>,
+    /// Whether the price features compare with a registered list price.
+    pub registered_price: bool,
 }
 
 impl Features {
@@ -155,7 +157,18 @@ impl Features {
                 .as_ref()
                 .is_some_and(|b| b.relation == Relation::Is),
             known_share: self.known_share(),
+            registered_log_ratio: self
+                .registered_price
+                .then(|| self.brand_log_price_ratio())
+                .flatten(),
         }
+    }
+
+    /// Log ratio of the price to the usual price of the listing's brand (its product, brand
+    /// and category, or brand); `None` without a price or such a reference.
+    pub fn brand_log_price_ratio(&self) -> Option<f32> {
+        let brand_level = (0..3).any(|k| self.dense[LEVEL_INDEX + k] > 0.5);
+        (self.dense[0] > 0.5 && brand_level).then_some(self.dense[LOG_RATIO_INDEX])
     }
 }
 
@@ -310,7 +323,17 @@ impl Featurizer {
     ) -> (Features, PriceBasis) {
         // Only explanations show the product phrase; plain scoring skips copying it.
         let explaining = terms.is_some();
-        let tokenized = self.tokenize([listing.title.as_str(), listing.description.as_str()]);
+        let view = self.registry.0.load();
+        let brands = view.as_ref().map_or(&self.brands, |v| v.brands());
+        let identified = brands.identify(&listing.brand, &listing.title, &listing.description);
+        // A registered brand's name is no term the model learned, and training saw such
+        // listings without it (see `featurize_as_registered`): its text goes without the name.
+        let masked = identified
+            .as_ref()
+            .filter(|b| b.registered && b.relation == Relation::Is)
+            .map(|found| without_brand(listing, found));
+        let text = masked.as_ref().unwrap_or(listing);
+        let tokenized = self.tokenize([text.title.as_str(), text.description.as_str()]);
         let [title, description] = tokenized.fields();
         let (brand, category) = self.known_fields(listing);
         let mut ids = Vec::with_capacity(192);
@@ -330,12 +353,19 @@ impl Featurizer {
         };
         self.emit_listing(&mut emitter, &title, &description, &brand, &category);
         let unknown = emitter.unknown;
-        let side = self.price_side(listing, &title.words, brand, category, explaining);
+        let key = PriceLookup {
+            title_words: &title.words,
+            brand,
+            category,
+            explaining,
+        };
+        let side = self.price_side(listing, key, identified, view.as_deref());
         let features = Features {
             ids,
             dense: side.dense(),
             unknown,
             brand: side.identified,
+            registered_price: side.basis.registered.is_some(),
         };
         (features, side.basis)
     }

@@ -61,6 +61,16 @@ impl PriceSide {
     }
 }
 
+/// What a listing's usual price is looked up by: its normalised title words, and brand and
+/// category normalised (see [`Featurizer::known_fields`]).
+pub(super) struct PriceLookup<'a> {
+    pub(super) title_words: &'a [&'a str],
+    pub(super) brand: String,
+    pub(super) category: String,
+    /// Whether the product phrase is wanted (for reasons).
+    pub(super) explaining: bool,
+}
+
 /// Whether `words` has `phrase` as consecutive words.
 fn has_phrase<S: AsRef<str>>(words: &[&str], phrase: &[S]) -> bool {
     !phrase.is_empty()
@@ -133,24 +143,23 @@ impl Featurizer {
     }
 
     /// The usual price a listing is compared with (learned, or registered for a registered
-    /// brand it claims), and the brand it claims or fits. `brand` and `category` are
-    /// normalised already (see [`Featurizer::known_fields`]).
+    /// brand it claims), with the brand it claims or fits (`identified`).
     pub(super) fn price_side(
         &self,
         listing: &Listing,
-        title_words: &[&str],
-        brand: String,
-        category: String,
-        explaining: bool,
+        key: PriceLookup,
+        identified: Option<BrandMatch>,
+        view: Option<&RegistryView>,
     ) -> PriceSide {
-        let brand_words = self.brand_words(&brand);
-        let named = has_phrase(title_words, &brand_words);
-        let key = Self::price_key_from(title_words, &brand_words, brand, category);
-        let reference = self.references.lookup(&key);
+        let brand_words = self.brand_words(&key.brand);
+        let named = has_phrase(key.title_words, &brand_words);
+        let price_key =
+            Self::price_key_from(key.title_words, &brand_words, key.brand, key.category);
+        let reference = self.references.lookup(&price_key);
         let basis = PriceBasis {
             level: reference.level,
             stat: reference.stat,
-            phrase: if explaining {
+            phrase: if key.explaining {
                 reference.phrase.to_string()
             } else {
                 String::new()
@@ -162,22 +171,19 @@ impl Featurizer {
                 .filter(|p| p.is_finite()),
             registered: None,
         };
-        let view = self.registry.0.load();
-        let brands = view.as_ref().map_or(&self.brands, |v| v.brands());
-        let identified = brands.identify(&listing.brand, &listing.title, &listing.description);
         let mut side = PriceSide {
             basis,
             group_median: self
                 .references
-                .lookup_group(&key.brand, &key.category)
+                .lookup_group(&price_key.brand, &price_key.category)
                 .stat
                 .median,
-            brand_missing: key.brand.is_empty(),
+            brand_missing: price_key.brand.is_empty(),
             named,
             identified,
         };
-        if let Some(view) = view.as_deref() {
-            self.use_registered_price(&mut side, view, listing, title_words);
+        if let Some(view) = view {
+            self.use_registered_price(&mut side, view, listing, key.title_words);
         }
         side
     }
@@ -206,8 +212,11 @@ impl Featurizer {
             .group_price(&found.name, &category_key)
             .unwrap_or(price.base_price);
         if found.found_in == BrandSource::Field {
+            // The text scored goes without the name: look for it in the title as written.
             side.brand_missing = false;
-            side.named = has_phrase(title_words, &self.words_of(&found.name));
+            let title = self.words_of(&listing.title);
+            let title: Vec<&str> = title.iter().map(String::as_str).collect();
+            side.named = has_phrase(&title, &self.words_of(&found.name));
         }
         side.basis.level = price.level;
         side.basis.stat = RefStat {

@@ -13,6 +13,22 @@ impl Clone for RegistrySlot {
     }
 }
 
+/// The listing's text without the brand it claims: no brand field, and neither the brand's
+/// name nor the text that matched it in title or description.
+pub(super) fn without_brand(listing: &Listing, found: &BrandMatch) -> Listing {
+    let mut masked = listing.clone();
+    masked.brand.clear();
+    for name in [
+        listing.brand.as_str(),
+        found.text.as_str(),
+        found.name.as_str(),
+    ] {
+        masked.title = remove_ignoring_case(&masked.title, name);
+        masked.description = remove_ignoring_case(&masked.description, name);
+    }
+    masked
+}
+
 /// `text` without any occurrence of `needle`, compared ignoring ASCII case.
 pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
     let needle = needle.trim().to_lowercase();
@@ -46,25 +62,13 @@ impl Featurizer {
     pub fn featurize_as_registered(&self, listing: &Listing) -> Option<Features> {
         let full = self.featurize(listing);
         let found = full.brand.as_ref().filter(|b| b.relation == Relation::Is)?;
-        let mut masked = listing.clone();
-        masked.brand.clear();
-        for name in [
-            listing.brand.as_str(),
-            found.text.as_str(),
-            found.name.as_str(),
-        ] {
-            masked.title = remove_ignoring_case(&masked.title, name);
-            masked.description = remove_ignoring_case(&masked.description, name);
-        }
-        let text_only = self.featurize(&masked);
-        // The brand's terms were there and unknown: they count against the known share.
-        let removed = (full.ids.len() + full.unknown as usize)
-            .saturating_sub(text_only.ids.len() + text_only.unknown as usize);
+        let text_only = self.featurize(&without_brand(listing, found));
         Some(Features {
             ids: text_only.ids,
             dense: full.dense,
-            unknown: text_only.unknown + removed as u32,
+            unknown: text_only.unknown,
             brand: full.brand,
+            registered_price: false,
         })
     }
 

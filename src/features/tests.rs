@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{FieldLimits, RawListing, RawPrice};

@@ -195,7 +195,7 @@ impl Model {
         let undo = (earlier / (1.0 - earlier)).ln() - (prior / (1.0 - prior)).ln();
         self.config.calibration.b += point.logit_shift - undo;
         self.config.thresholds = point.thresholds;
-        self.config.evidence_rule = point.evidence_rule(self.config.evidence_rule.min_known_share);
+        self.config.evidence_rule = point.evidence_rule(self.config.evidence_rule);
         self.config.expected_prevalence = prevalence;
         Ok(self)
     }

@@ -320,6 +320,7 @@ mod tests {
             dense: [2.0; DENSE_LEN],
             unknown: 0,
             brand: None,
+            registered_price: false,
         };
         let mut out = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut out);
@@ -335,6 +336,7 @@ mod tests {
             dense: [0.3; DENSE_LEN],
             unknown: 0,
             brand: None,
+            registered_price: false,
         };
         let mut x = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut x);

@@ -197,10 +197,11 @@ impl OperatingStats {
 }
 
 impl OperatingPoint {
-    pub fn evidence_rule(&self, min_known_share: f32) -> EvidenceRule {
+    /// `base` with this point's weak-evidence review threshold.
+    pub fn evidence_rule(&self, base: EvidenceRule) -> EvidenceRule {
         EvidenceRule {
-            min_known_share,
             weak_review: self.weak_review,
+            ..base
         }
     }
 }
