@@ -6,6 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod jsonl;
+pub mod validate;
+
+pub use validate::{
+    validate, RegistryError, ValidEntry, MAX_ALIASES, MAX_NAME_CHARS, MAX_PRODUCTS,
+};
+
 /// One product of a registered brand and its list price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,4 +48,35 @@ pub struct RegisteredBrand {
     /// RFC 3339 times of the first registration and of the last change.
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// One brand with its name, as a line of `knockoff-brands import`/`export` carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedEntry {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub products: Vec<RegisteredProduct>,
+}
+
+impl NamedEntry {
+    /// Splits the line into the name and what a `PUT` body carries.
+    pub fn into_parts(self) -> (String, BrandEntry) {
+        let entry = BrandEntry {
+            aliases: self.aliases,
+            products: self.products,
+        };
+        (self.name, entry)
+    }
+}
+
+impl From<RegisteredBrand> for NamedEntry {
+    fn from(brand: RegisteredBrand) -> Self {
+        NamedEntry {
+            name: brand.name,
+            aliases: brand.entry.aliases,
+            products: brand.entry.products,
+        }
+    }
 }
