@@ -49,8 +49,10 @@ fn brands_register_over_http_and_survive_a_restart() {
     let (status, own) = server.call("GET", "/v1/brands/verdanne", Some(&brand_token), "");
     assert_eq!(status, 200, "{own}");
     assert_eq!(own["products"].as_array().unwrap().len(), 3);
-    let (status, body) = server.call("PUT", "/v1/brands/VERDANNE", Some(&brand_token), &entry());
-    assert_eq!((status, body.get("token")), (200, None), "{body}");
+    let (status, replaced) =
+        server.call("PUT", "/v1/brands/VERDANNE", Some(&brand_token), &entry());
+    assert_eq!((status, replaced.get("token")), (200, None), "{replaced}");
+    assert_eq!(replaced["name"], "VERDANNE");
 
     let (status, _) = server.call(
         "PUT",
@@ -92,7 +94,7 @@ fn brands_register_over_http_and_survive_a_restart() {
     // are still there; writes are off.
     let server = start_on(model.path(), &store, false);
     let (status, again) = server.call("GET", "/v1/brands/Verdanne", Some(&brand_token), "");
-    assert_eq!((status, &again), (200, &own), "{again}");
+    assert_eq!((status, &again), (200, &replaced), "{again}");
     let (status, body) = server.call("PUT", "/v1/brands/Verdanne", Some(&brand_token), &entry());
     assert_eq!(status, 403, "{body}");
     let (status, history) =

@@ -64,14 +64,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_store(path: &Path) -> anyhow::Result<Store> {
-    anyhow::ensure!(
-        !path.as_os_str().is_empty(),
-        "--store must name a file (it is created on first start)"
-    );
-    Ok(Store::open(path)?)
-}
-
 /// Imports `file`; `Ok(false)` when some lines were refused.
 fn import(store: &Path, model: &Path, file: &Path) -> anyhow::Result<bool> {
     let model = Model::load(model).with_context(|| format!("loading model {}", model.display()))?;
@@ -80,7 +72,7 @@ fn import(store: &Path, model: &Path, file: &Path) -> anyhow::Result<bool> {
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let read = read_entries(BufReader::new(reader), &|code| rates.rate(code).is_some())
         .with_context(|| format!("reading {}", file.display()))?;
-    let store = open_store(store)?;
+    let store = Store::open(store)?;
     let valid: Vec<ValidEntry> = read.entries.iter().map(|(_, v)| v.clone()).collect();
     let outcomes = store.put_brands(&valid, &Actor::Import)?;
     let mut failures: Vec<LineError> = read.errors;
@@ -116,7 +108,7 @@ fn import(store: &Path, model: &Path, file: &Path) -> anyhow::Result<bool> {
 }
 
 fn export(store: &Path, out: Option<&Path>) -> anyhow::Result<()> {
-    let brands = open_store(store)?.brands()?;
+    let brands = Store::open(store)?.brands()?;
     let count = brands.len();
     match out {
         Some(path) => {

@@ -136,10 +136,6 @@ fn load_model(args: &Args) -> anyhow::Result<Model> {
 
 /// The registered brands in the store (read only; the file is created if it is new).
 fn load_registry(path: &Path) -> anyhow::Result<Vec<RegisteredBrand>> {
-    anyhow::ensure!(
-        !path.as_os_str().is_empty(),
-        "--store must name a file (it is created on first start)"
-    );
     let brands = Store::open(path)?.brands()?;
     tracing::info!(store = %path.display(), brands = brands.len(), "brand registry loaded");
     Ok(brands)

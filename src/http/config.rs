@@ -329,10 +329,13 @@ mod tests {
             parse(&["--review-threshold", "0.9", "--block-threshold", "0.5"]),
             Err(ConfigError::Thresholds(ThresholdError::Order { .. }))
         ));
-        assert_eq!(
-            parse(&["--store", ""]).unwrap_err(),
-            ConfigError::EmptyStore
-        );
+        // clap refuses an empty path; an embedder's empty path is refused by validate.
+        assert!(Cli::try_parse_from(["knockoff-serve", "--store", ""]).is_err());
+        let empty_store = ServerConfig {
+            store_path: Some(PathBuf::new()),
+            ..ServerConfig::new("models/x")
+        };
+        assert_eq!(empty_store.validate(), Err(ConfigError::EmptyStore));
         assert!(matches!(
             parse(&["--reasons", "1000"]),
             Err(ConfigError::TooLarge { .. })
