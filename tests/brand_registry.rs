@@ -7,7 +7,7 @@ mod common;
 use common::server::{start, Running, START_TIMEOUT};
 use knockoff::store::Store;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -33,11 +33,17 @@ fn start_on(model: &Path, store: &Path, admin: bool) -> Running {
     server
 }
 
-#[test]
-fn brands_register_over_http_and_survive_a_restart() {
+/// The tiny model, a temporary directory and a store path in it.
+fn fresh() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
     let model = common::tiny_model_dir();
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("registry.db");
+    (model, dir, store)
+}
+
+#[test]
+fn brands_register_over_http_and_survive_a_restart() {
+    let (model, dir, store) = fresh();
     let mut server = start_on(model.path(), &store, true);
 
     let (status, created) = server.call("PUT", "/v1/brands/Verdanne", Some(TOKEN), &entry());
@@ -137,9 +143,7 @@ fn brands_register_over_http_and_survive_a_restart() {
 
 #[test]
 fn an_acknowledged_write_survives_kill_9() {
-    let model = common::tiny_model_dir();
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("registry.db");
+    let (model, _dir, store) = fresh();
     let mut server = start_on(model.path(), &store, true);
     let (status, body) = server.call("PUT", "/v1/brands/Verdanne", Some(TOKEN), &entry());
     assert_eq!(status, 201, "{body}");

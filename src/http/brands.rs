@@ -96,8 +96,18 @@ async fn principal(
         .ok_or(ServerError::Unauthorized)
 }
 
-fn path_name(path: Result<Path<String>, PathRejection>) -> Result<String, ServerError> {
-    Ok(path?.0)
+/// The brand the path names, once the request may act on it: the admin, or the brand's
+/// own token (`writes` as for [`principal`]).
+async fn brand_in_path(
+    state: &AppState,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    writes: bool,
+) -> Result<(String, Principal), ServerError> {
+    let name = path?.0;
+    let principal = principal(state, headers, writes).await?;
+    principal.may_act_on(&name)?;
+    Ok((name, principal))
 }
 
 fn not_registered(name: &str) -> ServerError {
@@ -128,9 +138,7 @@ pub async fn put_brand(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<BrandAnswer>), ServerError> {
-    let name = path_name(path)?;
-    let principal = principal(&state, &headers, true).await?;
-    principal.may_act_on(&name)?;
+    let (name, principal) = brand_in_path(&state, path, &headers, true).await?;
     let body = state.body(body)?;
     let entry: BrandEntry = parse_json(&body)?;
     let model = state.core().current_model();
@@ -196,10 +204,7 @@ pub async fn get_brand(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<BrandAnswer>, ServerError> {
-    let name = path_name(path)?;
-    principal(&state, &headers, false)
-        .await?
-        .may_act_on(&name)?;
+    let (name, _) = brand_in_path(&state, path, &headers, false).await?;
     let lookup = name.clone();
     let brand = state
         .store()
@@ -228,7 +233,7 @@ pub async fn delete_brand(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<BrandAnswer>, ServerError> {
-    let name = path_name(path)?;
+    let name = path?.0;
     principal(&state, &headers, true).await?.must_be_admin()?;
     let lookup = name.clone();
     let brand = state
@@ -259,10 +264,7 @@ pub async fn brand_history(
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Json<BrandHistory>, ServerError> {
-    let name = path_name(path)?;
-    principal(&state, &headers, false)
-        .await?
-        .may_act_on(&name)?;
+    let (name, _) = brand_in_path(&state, path, &headers, false).await?;
     let lookup = name.clone();
     let changes = state
         .store()
