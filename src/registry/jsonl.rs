@@ -2,9 +2,41 @@
 //! `knockoff-brands import` reads it and `export` writes it: bad lines are reported by
 //! number and field, never dropped silently.
 
-use super::{validate, NamedEntry, RegisteredBrand, ValidEntry};
+use super::{validate, BrandEntry, RegisteredBrand, RegisteredProduct, ValidEntry};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+
+/// One brand with its name, as a line of `knockoff-brands import`/`export` carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedEntry {
+    pub name: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub products: Vec<RegisteredProduct>,
+}
+
+impl NamedEntry {
+    /// Splits the line into the name and what a `PUT` body carries.
+    pub fn into_parts(self) -> (String, BrandEntry) {
+        let entry = BrandEntry {
+            aliases: self.aliases,
+            products: self.products,
+        };
+        (self.name, entry)
+    }
+}
+
+impl From<RegisteredBrand> for NamedEntry {
+    fn from(brand: RegisteredBrand) -> Self {
+        NamedEntry {
+            name: brand.name,
+            aliases: brand.entry.aliases,
+            products: brand.entry.products,
+        }
+    }
+}
 
 /// Why one line of an import file was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +113,6 @@ pub fn write_entries(brands: Vec<RegisteredBrand>, mut out: impl Write) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{BrandEntry, RegisteredProduct};
 
     fn eur_only(code: &str) -> bool {
         code == "EUR"

@@ -49,34 +49,3 @@ pub struct RegisteredBrand {
     pub created_at: String,
     pub updated_at: String,
 }
-
-/// One brand with its name, as a line of `knockoff-brands import`/`export` carries it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamedEntry {
-    pub name: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    pub products: Vec<RegisteredProduct>,
-}
-
-impl NamedEntry {
-    /// Splits the line into the name and what a `PUT` body carries.
-    pub fn into_parts(self) -> (String, BrandEntry) {
-        let entry = BrandEntry {
-            aliases: self.aliases,
-            products: self.products,
-        };
-        (self.name, entry)
-    }
-}
-
-impl From<RegisteredBrand> for NamedEntry {
-    fn from(brand: RegisteredBrand) -> Self {
-        NamedEntry {
-            name: brand.name,
-            aliases: brand.entry.aliases,
-            products: brand.entry.products,
-        }
-    }
-}
