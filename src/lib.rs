@@ -18,6 +18,7 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod serve;
+pub mod store;
 pub mod telemetry;
 pub mod threads;
 pub mod train;

@@ -13,8 +13,11 @@ fn train_bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_knockoff-train"))
 }
 
-fn score_bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_knockoff-score"))
+/// `knockoff-score` with its store in `dir` (a test's temporary directory).
+fn score_bin(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_knockoff-score"));
+    command.arg("--store").arg(dir.join("knockoff.db"));
+    command
 }
 
 fn text(output: &Output) -> String {
@@ -93,7 +96,7 @@ fn train_then_score_end_to_end() {
     assert!(leftovers.is_empty());
 
     let scores = tmp.path().join("scores.csv");
-    let out = score_bin()
+    let out = score_bin(tmp.path())
         .arg("--model")
         .arg(&model_dir)
         .arg("--input")
@@ -185,7 +188,7 @@ fn jsonl_and_gzip_inputs_score_like_csv() {
         (&gz_path, "c.csv"),
     ] {
         let output = tmp.path().join(name);
-        let out = score_bin()
+        let out = score_bin(tmp.path())
             .arg("--model")
             .arg(model.path())
             .arg("--input")
@@ -412,7 +415,7 @@ fn broken_model_directories_are_refused_with_the_reason() {
 
     // Through the binary: a clear message and a failing exit, no panic.
     let dir = tmp.path().join("flipped-byte");
-    let out = score_bin()
+    let out = score_bin(tmp.path())
         .arg("--model")
         .arg(&dir)
         .arg("--input")

@@ -223,6 +223,8 @@ fn html_report_renders_in_chromium() {
         .arg(dir.path().join("scored.csv"))
         .arg("--report")
         .arg(&report)
+        .arg("--store")
+        .arg(dir.path().join("knockoff.db"))
         .args(["--min-group-rows", "100"])
         .env("RUST_LOG", "warn")
         .output()

@@ -4,27 +4,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 /// Rows in `tests/fixtures/tiny-listings.csv` (not counting the header).
 const FIXTURE_ROWS: usize = 300;
 
-/// Runs `knockoff-score` with `args`, ignoring any `KNOCKOFF_*` settings of the caller's
-/// environment (clap reads them as defaults).
 fn run_score(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_knockoff-score"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("KNOCKOFF_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running knockoff-score")
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    common::run_knockoff_score(&args)
 }
 
 fn text(bytes: &[u8]) -> String {

@@ -138,7 +138,18 @@ impl Server {
     }
 
     async fn reload(&self, token: Option<&str>, body: &str) -> Answer {
-        let mut builder = Request::builder().method(Method::POST).uri("/admin/reload");
+        self.authed(Method::POST, "/admin/reload", token, body)
+            .await
+    }
+
+    async fn put_brand(&self, name: &str, token: Option<&str>, body: &str) -> Answer {
+        let path = format!("/v1/brands/{name}");
+        self.authed(Method::PUT, &path, token, body).await
+    }
+
+    /// A request with an optional `Authorization: Bearer` token.
+    async fn authed(&self, method: Method, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let mut builder = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -1188,4 +1199,223 @@ async fn garbage_never_panics_and_always_answers_json() {
     let answer = server.post_json("/v1/score", &fake_rolex()).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json()["model"]["name"], "tiny");
+}
+
+fn verdanne() -> Value {
+    json!({"aliases": ["维丹妮"], "products": [
+        {"name": "Aurora tote", "category": "bags", "list_price": 420.0, "currency": "EUR"},
+        {"name": "Lumen wallet", "category": "bags", "list_price": 180.0, "currency": "eur"}]})
+}
+
+#[tokio::test]
+async fn registered_brands_reach_scoring_at_once_and_tokens_are_checked() {
+    let server = server_with(with_admin, StateOptions::default());
+    let created = server
+        .put_brand("Verdanne", Some(TOKEN), &verdanne().to_string())
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let created = created.json();
+    let brand_token = created["token"].as_str().unwrap().to_string();
+    assert_eq!(created["products"][1]["currency"], "EUR");
+    let registry = server.state.core().registry();
+    assert_eq!(registry.len(), 1);
+    assert_eq!(registry[0].name, "Verdanne");
+    assert_eq!(registry[0].entry.aliases, ["维丹妮"]);
+
+    // The brand's own token reads and replaces its entry (any spelling of its name).
+    let own = server
+        .authed(
+            Method::GET,
+            "/v1/brands/VER%20DANNE",
+            Some(&brand_token),
+            "",
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+    assert!(own.json().get("token").is_none());
+    let mut cheaper = verdanne();
+    cheaper["products"][0]["list_price"] = json!(400.0);
+    let replaced = server
+        .put_brand("verdanne", Some(&brand_token), &cheaper.to_string())
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.text());
+    assert!(replaced.json().get("token").is_none());
+    assert_eq!(
+        server.state.core().registry()[0].entry.products[0].list_price,
+        400.0
+    );
+
+    // Another brand: 403 for this token; no or a wrong token: 401.
+    assert_eq!(
+        server
+            .put_brand("Other", Some(TOKEN), &verdanne_free().to_string())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    for (method, path) in [
+        (Method::GET, "/v1/brands/Other"),
+        (Method::PUT, "/v1/brands/Other"),
+        (Method::GET, "/v1/brands/Other/history"),
+        (Method::GET, "/v1/brands"),
+        (Method::DELETE, "/v1/brands/Verdanne"),
+        (Method::PUT, "/v1/brands/Newcomer"),
+    ] {
+        let answer = server
+            .authed(
+                method.clone(),
+                path,
+                Some(&brand_token),
+                &verdanne_free().to_string(),
+            )
+            .await;
+        answer.assert_error(StatusCode::FORBIDDEN, None);
+        for token in [None, Some("not-a-token-at-all")] {
+            let answer = server.authed(method.clone(), path, token, "").await;
+            answer.assert_error(StatusCode::UNAUTHORIZED, None);
+        }
+    }
+    let history = server
+        .authed(
+            Method::GET,
+            "/v1/brands/Verdanne/history",
+            Some(&brand_token),
+            "",
+        )
+        .await;
+    let who: Vec<Value> = history.json()["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["who"].clone())
+        .collect();
+    assert_eq!(who, [json!("admin"), json!("brand:Verdanne")]);
+
+    let deleted = server
+        .authed(Method::DELETE, "/v1/brands/Verdanne", Some(TOKEN), "")
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text());
+    let names: Vec<String> = server
+        .state
+        .core()
+        .registry()
+        .iter()
+        .map(|b| b.name.clone())
+        .collect();
+    assert_eq!(names, ["Other"]);
+    // The deleted brand's token is gone with it.
+    server
+        .authed(Method::GET, "/v1/brands/Verdanne", Some(&brand_token), "")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, None);
+    server
+        .authed(Method::GET, "/v1/brands/Verdanne", Some(TOKEN), "")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, None);
+}
+
+fn verdanne_free() -> Value {
+    json!({"products": [{"name": "Plain mug", "list_price": 9.5, "currency": "USD"}]})
+}
+
+#[tokio::test]
+async fn bad_brand_entries_are_422_naming_the_field_and_change_nothing() {
+    let server = server_with(with_admin, StateOptions::default());
+    assert_eq!(
+        server
+            .put_brand("Verdanne", Some(TOKEN), &verdanne().to_string())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let product = |price: Value, currency: &str| json!({"name": "Aurora tote", "list_price": price, "currency": currency});
+    let cases = [
+        (
+            "%20",
+            json!({"products": [product(json!(1), "EUR")]}),
+            "name",
+        ),
+        (
+            "Nova",
+            json!({"aliases": [""], "products": [product(json!(1), "EUR")]}),
+            "aliases[0]",
+        ),
+        (
+            "Nova",
+            json!({"aliases": ["ok", "V E R D A N N E"], "products": [product(json!(1), "EUR")]}),
+            "aliases[1]",
+        ),
+        (
+            "维丹妮",
+            json!({"products": [product(json!(1), "EUR")]}),
+            "name",
+        ),
+        ("Nova", json!({"products": []}), "products"),
+        (
+            "Nova",
+            json!({"products": [product(json!(-5), "EUR")]}),
+            "products[0].list_price",
+        ),
+        (
+            "Nova",
+            json!({"products": [product(json!(1), "XYZ")]}),
+            "products[0].currency",
+        ),
+        (
+            "Nova",
+            json!({"products": [product(json!("cheap"), "EUR")]}),
+            "products[0].list_price",
+        ),
+        (
+            "Nova",
+            json!({"aliases": vec!["a"; 21].iter().enumerate().map(|(i, _)| format!("alias {i}")).collect::<Vec<_>>(), "products": [product(json!(1), "EUR")]}),
+            "aliases",
+        ),
+        (
+            "Nova",
+            json!({"products": [product(json!(1), "EUR")], "colour": "red"}),
+            "colour",
+        ),
+    ];
+    let before = server
+        .authed(Method::GET, "/v1/brands", Some(TOKEN), "")
+        .await
+        .json();
+    for (name, body, field) in cases {
+        let answer = server.put_brand(name, Some(TOKEN), &body.to_string()).await;
+        answer.assert_error(StatusCode::UNPROCESSABLE_ENTITY, Some(field));
+    }
+    server
+        .put_brand("Nova", Some(TOKEN), "{\"products\": [")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, None);
+    let after = server
+        .authed(Method::GET, "/v1/brands", Some(TOKEN), "")
+        .await
+        .json();
+    assert_eq!(before, after);
+    server
+        .authed(Method::GET, "/v1/brands/Nova/history", Some(TOKEN), "")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, None);
+    assert_eq!(server.state.core().registry().len(), 1);
+}
+
+#[tokio::test]
+async fn brand_writes_are_off_without_an_admin_token() {
+    let server = server();
+    for (method, path) in [
+        (Method::PUT, "/v1/brands/Verdanne"),
+        (Method::DELETE, "/v1/brands/Verdanne"),
+        (Method::GET, "/v1/brands"),
+    ] {
+        server
+            .authed(method, path, Some(TOKEN), &verdanne().to_string())
+            .await
+            .assert_error(StatusCode::FORBIDDEN, None);
+    }
+    server
+        .authed(Method::GET, "/v1/brands/Verdanne", None, "")
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, None);
 }

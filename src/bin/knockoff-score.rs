@@ -14,9 +14,11 @@ use knockoff::eval::evaluation::{evaluate, evaluate_by_group, MIN_EVAL_GROUP_ROW
 use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MIN_GROUP_ROWS};
 use knockoff::eval::summary::summary_table;
 use knockoff::model::Model;
+use knockoff::registry::RegisteredBrand;
 use knockoff::report::build::report_input;
 use knockoff::report::{headline_sentence, write_report, ReportFormat};
 use knockoff::serve::overrides::ThresholdOverrides;
+use knockoff::store::Store;
 use knockoff::telemetry::{self, LogFormat};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,9 @@ struct Args {
     threads: Option<usize>,
     #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// The embedded store whose brand registry scoring uses (created on first start).
+    #[arg(long, env = "KNOCKOFF_STORE", default_value = knockoff::store::DEFAULT_STORE)]
+    store: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,6 +76,9 @@ fn main() -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     knockoff::threads::set_worker_threads(args.threads);
     let model = load_model(&args)?;
+    #[allow(unused_variables)]
+    let brands = load_registry(&args.store)?;
+    // lead wires this: model.with_registry(&brands);
     if let Some(report) = &args.report {
         // Refuse a bad report path before spending time on scoring.
         ReportFormat::from_path(report)?;
@@ -124,6 +132,13 @@ fn load_model(args: &Args) -> anyhow::Result<Model> {
             .context("--currency-rate")?;
     }
     Ok(model)
+}
+
+/// The registered brands in the store (read only; the file is created if it is new).
+fn load_registry(path: &Path) -> anyhow::Result<Vec<RegisteredBrand>> {
+    let brands = Store::open(path)?.brands()?;
+    tracing::info!(store = %path.display(), brands = brands.len(), "brand registry loaded");
+    Ok(brands)
 }
 
 /// How many rows were scored, how fast, and the first few that could not be.

@@ -38,16 +38,20 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ServerError> {
     let Some(token) = &state.config().admin_token else {
         return Err(ServerError::AdminDisabled);
     };
-    let presented = headers
+    match bearer(headers) {
+        Some(candidate) if token.matches(candidate) => Ok(()),
+        _ => Err(ServerError::Unauthorized),
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header, if there is one.
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim());
-    match presented {
-        Some(candidate) if token.matches(candidate) => Ok(()),
-        _ => Err(ServerError::Unauthorized),
-    }
+        .map(|(_, credentials)| credentials.trim())
 }
 
 /// Load a model (a new directory, or the current one again), validate it and swap it in.

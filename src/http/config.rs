@@ -4,6 +4,7 @@
 
 use crate::serve::overrides::{ThresholdError, ThresholdOverrides};
 use crate::serve::{CoreOptions, StateOptions};
+use crate::store::DEFAULT_STORE;
 use crate::telemetry::LogFormat;
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub struct Cli {
     pub shutdown_timeout_secs: u64,
     #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The embedded store (brand registry): a SQLite file, created on first start.
+    #[arg(long, env = "KNOCKOFF_STORE", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
     /// Share of counterfeits expected among the listings served, in (0, 1): probabilities
     /// are shifted to it and thresholds chosen so the model's precision and recall targets
     /// hold at it. Default: the model's validation share.
@@ -88,6 +92,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Thresholds(#[from] ThresholdError),
+    #[error("--store must name a file (it is created on first start)")]
+    EmptyStore,
     #[error("--admin-token must be at least {MIN_ADMIN_TOKEN_CHARS} characters long")]
     ShortToken,
 }
@@ -143,10 +149,14 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub thresholds: ThresholdOverrides,
+    /// The store file; `None` keeps the store in memory (what [`ServerConfig::new`] gives,
+    /// so tests and embedders leave no file behind).
+    pub store_path: Option<PathBuf>,
 }
 
 impl ServerConfig {
-    /// The defaults of every flag, serving `model_path`: what tests and embedders start from.
+    /// The defaults of every flag, serving `model_path`, except the store, which is kept
+    /// in memory: what tests and embedders start from.
     pub fn new(model_path: impl Into<PathBuf>) -> Self {
         ServerConfig {
             model_path: model_path.into(),
@@ -160,6 +170,7 @@ impl ServerConfig {
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             log_format: LogFormat::Text,
             thresholds: ThresholdOverrides::default(),
+            store_path: None,
         }
     }
 
@@ -185,6 +196,13 @@ impl ServerConfig {
             });
         }
         self.thresholds.check()?;
+        if self
+            .store_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(ConfigError::EmptyStore);
+        }
         Ok(())
     }
 }
@@ -224,6 +242,7 @@ impl Cli {
                 block: self.block_threshold,
                 expected_prevalence: self.expected_prevalence,
             },
+            store_path: Some(self.store),
         };
         config.validate()?;
         Ok(config)
@@ -248,8 +267,12 @@ mod tests {
         assert_eq!(config.max_batch_listings, 1000);
         assert_eq!(config.reasons, 3);
         assert!(config.admin_token.is_none());
-        // ServerConfig::new and the flags agree on every default.
-        let fresh = ServerConfig::new("models/x");
+        assert_eq!(config.store_path, Some(PathBuf::from("knockoff.db")));
+        // ServerConfig::new and the flags agree on every default but the store.
+        let fresh = ServerConfig {
+            store_path: Some(PathBuf::from(DEFAULT_STORE)),
+            ..ServerConfig::new("models/x")
+        };
         assert_eq!(format!("{fresh:?}"), format!("{config:?}"));
     }
 
@@ -306,6 +329,13 @@ mod tests {
             parse(&["--review-threshold", "0.9", "--block-threshold", "0.5"]),
             Err(ConfigError::Thresholds(ThresholdError::Order { .. }))
         ));
+        // clap refuses an empty path; an embedder's empty path is refused by validate.
+        assert!(Cli::try_parse_from(["knockoff-serve", "--store", ""]).is_err());
+        let empty_store = ServerConfig {
+            store_path: Some(PathBuf::new()),
+            ..ServerConfig::new("models/x")
+        };
+        assert_eq!(empty_store.validate(), Err(ConfigError::EmptyStore));
         assert!(matches!(
             parse(&["--reasons", "1000"]),
             Err(ConfigError::TooLarge { .. })

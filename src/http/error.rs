@@ -7,6 +7,7 @@
 //! error shape whatever went wrong, and statuses are decided here and nowhere else.
 
 use crate::serve::ServeError;
+use crate::store::StoreError;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -55,6 +56,12 @@ pub enum ServerError {
     Unauthorized,
     #[error("admin routes are disabled: no admin token is configured (set KNOCKOFF_ADMIN_TOKEN)")]
     AdminDisabled,
+    /// Authenticated, but not allowed this (a brand token on another brand).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The embedded store refused (an invalid entry) or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl ServerError {
@@ -93,7 +100,9 @@ impl ServerError {
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ServerError::AdminDisabled => StatusCode::FORBIDDEN,
+            ServerError::AdminDisabled | ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServerError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -109,6 +118,9 @@ impl ServerError {
             ServerError::MethodNotAllowed => "method_not_allowed",
             ServerError::Unauthorized => "unauthorized",
             ServerError::AdminDisabled => "admin_disabled",
+            ServerError::Forbidden(_) => "forbidden",
+            ServerError::Store(StoreError::Invalid(_)) => "invalid",
+            ServerError::Store(_) => "store",
         }
     }
 
@@ -117,6 +129,7 @@ impl ServerError {
             ServerError::Invalid { field, .. } => field.as_deref(),
             ServerError::Serve(ServeError::InvalidListing { field, .. }) => Some(field),
             ServerError::Serve(ServeError::ModelRefused(_)) => Some("model"),
+            ServerError::Store(StoreError::Invalid(e)) => Some(&e.field),
             _ => None,
         }
     }
@@ -182,6 +195,15 @@ fn serve_reason(error: &ServeError) -> &'static str {
         ServeError::Model(_) => "scoring_failed",
         ServeError::ModelRefused(_) => "model_refused",
         ServeError::Thresholds(_) | ServeError::Thread(_) | ServeError::Internal(_) => "internal",
+    }
+}
+
+impl From<crate::registry::RegistryError> for ServerError {
+    fn from(error: crate::registry::RegistryError) -> Self {
+        ServerError::Invalid {
+            message: error.to_string(),
+            field: Some(error.field),
+        }
     }
 }
 
@@ -294,6 +316,34 @@ mod tests {
             stopped.to_string(),
             "scoring is unavailable: the model thread has stopped"
         );
+        let refused = ServerError::from(StoreError::Invalid(crate::registry::RegistryError::new(
+            "aliases[1]",
+            "must not be empty",
+        )));
+        assert_eq!(
+            (
+                refused.status(),
+                refused.field(),
+                refused.to_string().as_str()
+            ),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("aliases[1]"),
+                "aliases[1]: must not be empty"
+            )
+        );
+        let direct = ServerError::from(crate::registry::RegistryError::new("name", "x"));
+        assert_eq!(
+            (direct.status(), direct.field()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+        );
+        let broken = ServerError::from(StoreError::Task("gone".into()));
+        assert_eq!(
+            (broken.status(), broken.reason()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "store")
+        );
+        let forbidden = ServerError::Forbidden("not yours".into());
+        assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
         let failed = ServerError::from(ServeError::Model("boom".into()));
         assert_eq!(
             (failed.status(), failed.reason()),

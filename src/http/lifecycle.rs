@@ -1,5 +1,5 @@
 //! The process around the HTTP API: binding, signals (SIGTERM/Ctrl-C stop, SIGHUP
-//! reloads) and graceful shutdown with a deadline.
+//! reloads the model and the brand registry) and graceful shutdown with a deadline.
 
 use super::config::ServerConfig;
 use super::router::router;
@@ -32,9 +32,10 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
         loop {
             match signals.next().await {
                 SignalKind::Reload => {
-                    tracing::info!("SIGHUP: reloading the model");
+                    tracing::info!("SIGHUP: reloading the model and the brand registry");
                     // Failures are logged by reload itself; the old model keeps serving.
                     let _ = signal_state.core().reload(None).await;
+                    reload_registry(&signal_state).await;
                 }
                 SignalKind::Stop(name) => {
                     tracing::info!(
@@ -60,6 +61,20 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Rereads the registry from the store (changed by `knockoff-brands import`, say) for scoring.
+async fn reload_registry(state: &AppState) {
+    match state
+        .store()
+        .blocking(|store| store.republish_brands())
+        .await
+    {
+        Ok(brands) => tracing::info!(brands, "brand registry reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reread the brand registry; scoring keeps the previous one")
+        }
+    }
 }
 
 /// How a shutdown ended.

@@ -3,7 +3,7 @@
 //! (no external scripts or fonts) that fetches and renders it.
 
 use super::error::ErrorBody;
-use super::{admin, metrics, v1, v2};
+use super::{admin, brands, metrics, v1, v2};
 use crate::data::listing::{RawId, RawListing, RawPrice};
 use crate::model::Reason;
 use crate::serve::{ModelInfo, ReloadOutcome};
@@ -22,6 +22,11 @@ use utoipa::OpenApi;
     ),
     paths(
         v1::score,
+        brands::put_brand,
+        brands::list_brands,
+        brands::get_brand,
+        brands::delete_brand,
+        brands::brand_history,
         v2::live,
         v2::ready,
         v2::server_metadata,
@@ -50,6 +55,14 @@ use utoipa::OpenApi;
         v1::ScoreResult,
         v1::DecisionSchema,
         admin::ReloadRequest,
+        brands::BrandAnswer,
+        brands::BrandList,
+        brands::BrandHistory,
+        crate::registry::BrandEntry,
+        crate::registry::RegisteredProduct,
+        crate::registry::RegisteredBrand,
+        crate::store::brands::HistoryEntry,
+        crate::store::brands::Action,
         v2::LiveResponse,
         v2::ReadyResponse,
         v2::ModelReadyResponse,
@@ -68,6 +81,9 @@ use utoipa::OpenApi;
         (name = "scoring", description = "knockoff's own scoring API"),
         (name = "inference protocol v2", description = "Open Inference Protocol (KServe v2 / Triton) REST, JSON only"),
         (name = "operations", description = "Metrics and API documentation"),
+        (name = "brand registry", description = "Rights holders register their names and list prices. \
+            Authorization: Bearer <admin token> for everything, or a brand's own token (given when it is created) \
+            to read and change that brand"),
         (name = "admin", description = "Needs Authorization: Bearer <KNOCKOFF_ADMIN_TOKEN>; disabled without a configured token"),
     )
 )]
@@ -122,6 +138,9 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(document()).unwrap();
         for path in [
             "/v1/score",
+            "/v1/brands",
+            "/v1/brands/{name}",
+            "/v1/brands/{name}/history",
             "/v2/health/live",
             "/v2/health/ready",
             "/v2",
@@ -141,6 +160,9 @@ mod tests {
             "ErrorBody",
             "InferRequest",
             "Decision",
+            "BrandEntry",
+            "BrandAnswer",
+            "HistoryEntry",
         ] {
             assert!(
                 doc["components"]["schemas"].get(schema).is_some(),

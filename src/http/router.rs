@@ -3,10 +3,10 @@
 
 use super::error::ServerError;
 use super::state::AppState;
-use super::{admin, metrics, openapi, v1, v2};
+use super::{admin, brands, metrics, openapi, v1, v2};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 /// The whole HTTP API over `state`, ready for `axum::serve` or in-process `oneshot` calls.
@@ -14,6 +14,14 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     Router::new()
         .route("/v1/score", post(v1::score))
+        .route("/v1/brands", get(brands::list_brands))
+        .route(
+            "/v1/brands/{name}",
+            put(brands::put_brand)
+                .get(brands::get_brand)
+                .delete(brands::delete_brand),
+        )
+        .route("/v1/brands/{name}/history", get(brands::brand_history))
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))
         .route("/v2/health/ready", get(v2::ready))

@@ -7,6 +7,7 @@ use super::metrics::ServerMetrics;
 use crate::model::Model;
 use crate::serve::queue::Queue;
 use crate::serve::{ModelInfo, ScoringCore, ServeError, StateOptions};
+use crate::store::{Store, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::FromRef;
@@ -23,6 +24,7 @@ struct Inner {
     config: ServerConfig,
     core: ScoringCore,
     metrics: ServerMetrics,
+    store: Store,
 }
 
 /// Why the server could not start.
@@ -34,6 +36,8 @@ pub enum StartError {
     Model(#[from] crate::model::ArtifactError),
     #[error(transparent)]
     Core(#[from] ServeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -68,11 +72,25 @@ impl AppState {
             config.core_options(options),
             Arc::new(metrics.clone()),
         )?;
+        let store = match &config.store_path {
+            Some(path) => Store::open(path)?,
+            None => Store::open_in_memory()?,
+        };
+        // Scoring uses the registry as stored at start, then after every change.
+        core.use_registry(store.brands()?);
+        let listener = core.clone();
+        store.on_brands_change(move |brands| listener.use_registry(brands));
+        tracing::info!(
+            store = store.label(),
+            brands = core.registry().len(),
+            "store opened"
+        );
         Ok(AppState {
             inner: Arc::new(Inner {
                 config,
                 core,
                 metrics,
+                store,
             }),
         })
     }
@@ -93,6 +111,11 @@ impl AppState {
     /// The scoring core the handlers hand their work to.
     pub fn core(&self) -> &ScoringCore {
         &self.inner.core
+    }
+
+    /// The embedded store (the brand registry).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     /// The batching queue: its depth, and pause/resume of the model thread.

@@ -6,6 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod jsonl;
+pub mod validate;
+
+pub use validate::{
+    validate, RegistryError, ValidEntry, MAX_ALIASES, MAX_NAME_CHARS, MAX_PRODUCTS,
+};
+
 /// One product of a registered brand and its list price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

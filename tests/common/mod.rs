@@ -5,6 +5,8 @@
 //! Use: `mod common;` then `let dir = common::tiny_model_dir();` and load `dir.path()`.
 #![allow(dead_code)]
 
+pub mod server;
+
 use indicatif::ProgressBar;
 use knockoff::brand::BrandLearning;
 use knockoff::features::FeatureConfig;
@@ -146,8 +148,10 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// Runs the real `knockoff-score` with `args`, ignoring any `KNOCKOFF_*` settings of the
-/// caller's environment (clap reads them as defaults).
+/// caller's environment (clap reads them as defaults), with a temporary store unless
+/// `args` name one.
 pub fn run_knockoff_score(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let store = tempfile::tempdir().expect("temporary store directory");
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_knockoff-score"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("KNOCKOFF_") {
@@ -156,6 +160,7 @@ pub fn run_knockoff_score(args: &[&std::ffi::OsStr]) -> std::process::Output {
     }
     command
         .args(args)
+        .env("KNOCKOFF_STORE", store.path().join("knockoff.db"))
         .env("RUST_LOG", "warn")
         .output()
         .expect("running knockoff-score")
