@@ -144,7 +144,7 @@ impl Default for TrainOptions {
             brand_dropout: 0.2,
             category_dropout: 0.2,
             registered_copies: 0.3,
-            registered_floor_quantile: 0.05,
+            registered_floor_quantile: 0.1,
             features: FeatureConfig::default(),
             network: NetworkConfig::default(),
             reference_min_count: 5,

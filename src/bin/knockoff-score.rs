@@ -76,9 +76,14 @@ fn main() -> anyhow::Result<()> {
     telemetry::init(args.log_format);
     knockoff::threads::set_worker_threads(args.threads);
     let model = load_model(&args)?;
-    #[allow(unused_variables)]
     let brands = load_registry(&args.store)?;
-    // lead wires this: model.with_registry(&brands);
+    let view = model.use_registry(&brands);
+    if view.skipped_products() > 0 {
+        tracing::warn!(
+            skipped = view.skipped_products(),
+            "registered products in currencies this model cannot convert are left out"
+        );
+    }
     if let Some(report) = &args.report {
         // Refuse a bad report path before spending time on scoring.
         ReportFormat::from_path(report)?;

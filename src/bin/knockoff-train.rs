@@ -88,7 +88,7 @@ struct Args {
     /// Share of genuine branded validation listings priced below the floor under which a
     /// registered brand's listing may be blocked (at or above it, a registered brand's listing
     /// is priced as genuine ones are and is at most reviewed).
-    #[arg(long, env = "KNOCKOFF_REGISTERED_FLOOR_QUANTILE", default_value_t = 0.05, value_parser = in_range(0.0, 1.0))]
+    #[arg(long, env = "KNOCKOFF_REGISTERED_FLOOR_QUANTILE", default_value_t = 0.1, value_parser = in_range(0.0, 1.0))]
     registered_floor_quantile: f64,
     /// Precision the `block` threshold is chosen for on validation.
     #[arg(long, env = "KNOCKOFF_BLOCK_PRECISION", default_value_t = 0.95)]
