@@ -5,136 +5,14 @@
 mod common;
 
 use common::http;
+use common::server::{start, START_TIMEOUT};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "binary-test-admin-token-42";
-/// Generous: a debug build on a loaded 2-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A running server; killed on drop if a test failed before stopping it.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    logs: Receiver<String>,
-    seen: Vec<Value>,
-}
-
-fn start(model_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_knockoff-serve"));
-    // Only this test's settings: nothing inherited from the developer's shell.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("KNOCKOFF_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
-        .args(args)
-        .env("KNOCKOFF_MODEL", model_dir)
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("knockoff-serve starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (sender, logs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut running = Running {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        logs,
-        seen: Vec::new(),
-    };
-    let listening = running.wait_for_log("listening", START_TIMEOUT);
-    running.addr = listening["fields"]["addr"]
-        .as_str()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {listening}"));
-    running
-}
-
-impl Running {
-    /// Waits for the next JSON log line whose message is `message`.
-    fn wait_for_log(&mut self, message: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.logs.recv_timeout(left) {
-                Ok(line) => line,
-                Err(e) => panic!("no `{message}` log line ({e}); saw: {:#?}", self.seen),
-            };
-            let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                self.seen.push(Value::String(line));
-                continue;
-            };
-            self.seen.push(value.clone());
-            if value["fields"]["message"] == message {
-                return value;
-            }
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) with a pid this test spawned and still owns (not yet reaped).
-        let rc = unsafe { libc::kill(pid, signal) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waitpid") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok((200, _)) = http(self.addr, "GET", "/v2/health/ready", &[], b"") {
-                return;
-            }
-            assert!(Instant::now() < deadline, "server never became ready");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let (status, text) = http(self.addr, "POST", path, &[], body.to_string().as_bytes())
-            .expect("request succeeds");
-        let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        (status, value)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn listings() -> Value {
     json!([
@@ -363,4 +241,78 @@ fn the_shipped_model_answers_which_brand_a_listing_imitates() {
     assert_ne!(results[1]["decision"], "block", "{body}");
     assert!(results[2]["brand"].is_null(), "{body}");
     assert_eq!(results[2]["decision"], "allow", "{body}");
+}
+
+/// Reads one HTTP answer's status and headers from `stream` (the body is not needed).
+fn read_head(stream: &mut std::net::TcpStream) -> (u16, String) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("answer head reads");
+        assert_eq!(n, 1, "connection closed mid-head: {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase())
+}
+
+/// Sends a request head announcing `length` body bytes, and `sent` of them.
+fn start_request(addr: SocketAddr, length: usize, sent: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /v1/score HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(sent).unwrap();
+    stream
+}
+
+#[test]
+fn work_over_the_in_flight_bound_gets_429_before_its_body_is_sent() {
+    use std::io::Write;
+    let dir = common::tiny_model_dir();
+    let server = start(
+        dir.path(),
+        &[
+            "--max-body-bytes",
+            "100000",
+            "--small-request-bytes",
+            "1000",
+            "--small-reserve-bytes",
+            "1000",
+            "--max-inflight-bytes",
+            "101000",
+        ],
+        &[],
+    );
+    server.wait_ready();
+    // A big request holds the whole shared pool while its body trickles in.
+    let listing = listings()[0].to_string();
+    let mut big = format!("{{\"listings\": [{listing}]}}").into_bytes();
+    big.resize(100_000, b' ');
+    let mut held = start_request(server.addr, big.len(), &big[..10]);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let (_, metrics) = http(server.addr, "GET", "/metrics", &[], b"").unwrap();
+        if metrics.contains("knockoff_inflight_bytes 100000") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the big request was never admitted: {metrics}");
+    }
+    // A second one is answered 429 from its head alone: not a byte of its body is sent.
+    let mut refused = start_request(server.addr, 50_000, b"");
+    let (status, head) = read_head(&mut refused);
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // A small request passes meanwhile, on the reserve.
+    let (status, body) = server.post("/v1/score", &listings()[1]);
+    assert_eq!(status, 200, "{body}");
+    // The big one finishes and is answered.
+    held.write_all(&big[10..]).unwrap();
+    let (status, head) = read_head(&mut held);
+    assert_eq!(status, 200, "{head}");
 }

@@ -5,6 +5,8 @@
 //! Use: `mod common;` then `let dir = common::tiny_model_dir();` and load `dir.path()`.
 #![allow(dead_code)]
 
+pub mod server;
+
 use indicatif::ProgressBar;
 use knockoff::brand::BrandLearning;
 use knockoff::features::FeatureConfig;
