@@ -10,10 +10,10 @@ use crate::eval::prevalence::ScoredRow;
 use crate::features::Features;
 use crate::model::{Model, ModelError, Score};
 use rayon::prelude::*;
-use tempfile::NamedTempFile;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use tempfile::NamedTempFile;
 
 /// Rows read and scored together; big enough to keep both cores busy.
 const CHUNK_ROWS: usize = 8192;

@@ -93,14 +93,19 @@ impl Moment {
 /// whether the kill came before it exited on its own.
 fn kill_trainer_at(model: &Path, moment: Moment) -> bool {
     let parent = model.parent().unwrap();
-    let mut child = trainer(model, "new").spawn().expect("knockoff-train starts");
+    let mut child = trainer(model, "new")
+        .spawn()
+        .expect("knockoff-train starts");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen: Option<(PathBuf, Instant)> = None;
     loop {
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        assert!(Instant::now() < deadline, "knockoff-train never wrote a model");
+        assert!(
+            Instant::now() < deadline,
+            "knockoff-train never wrote a model"
+        );
         if seen.is_none() {
             seen = staging(parent).map(|s| (s, Instant::now()));
         }
@@ -117,7 +122,8 @@ fn kill_trainer_at(model: &Path, moment: Moment) -> bool {
 
 /// The model at `path` loads and is one of `names`.
 fn assert_whole(path: &Path, names: &[&str]) -> String {
-    let model = Model::load(path).unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
+    let model =
+        Model::load(path).unwrap_or_else(|e| panic!("{} does not load: {e}", path.display()));
     let name = model.name().to_string();
     assert!(names.contains(&name.as_str()), "{name} not in {names:?}");
     name
@@ -142,7 +148,11 @@ fn kill_9_while_training_writes_leaves_the_old_model_or_the_new_one() {
     }
     // Left to finish, the trainer replaces the model whole.
     let output = trainer(&model, "done").output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_whole(&model, &["done"]);
 }
 
@@ -160,7 +170,13 @@ fn kill_9_during_a_hot_reload_restarts_on_a_valid_model() {
         let body = json!({"model": other.path()}).to_string();
         let auth = format!("Bearer {TOKEN}");
         let reload = std::thread::spawn(move || {
-            common::http(addr, "POST", "/admin/reload", &[("Authorization", &auth)], body.as_bytes())
+            common::http(
+                addr,
+                "POST",
+                "/admin/reload",
+                &[("Authorization", &auth)],
+                body.as_bytes(),
+            )
         });
         if round > 0 {
             // Later rounds let the trainer half-write the served directory first.
@@ -172,9 +188,15 @@ fn kill_9_during_a_hot_reload_restarts_on_a_valid_model() {
         assert_whole(&model, &["old", "new"]);
         let restarted = start(&model, &args, &[]);
         restarted.wait_ready();
-        let (status, body) = restarted.post("/v1/score", &json!({"title": "Rolex Submariner", "price": 40, "currency": "USD"}));
+        let (status, body) = restarted.post(
+            "/v1/score",
+            &json!({"title": "Rolex Submariner", "price": 40, "currency": "USD"}),
+        );
         assert_eq!(status, 200, "{body}");
-        assert!(["old", "new"].contains(&body["model"]["name"].as_str().unwrap()), "{body}");
+        assert!(
+            ["old", "new"].contains(&body["model"]["name"].as_str().unwrap()),
+            "{body}"
+        );
     }
 }
 
@@ -273,7 +295,10 @@ impl Drop for FullDisk {
 
 fn assert_failed_clearly(output: &Output, what: &str) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "{what} succeeded on a full disk: {stderr}");
+    assert!(
+        !output.status.success(),
+        "{what} succeeded on a full disk: {stderr}"
+    );
     assert!(
         output.status.code().is_some(),
         "{what} died of a signal instead of failing: {:?}",

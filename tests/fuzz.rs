@@ -85,14 +85,17 @@ fn mutated(kind: &'static str) -> impl Strategy<Value = Vec<u8>> {
 fn read_all(bytes: &[u8], format: Format) {
     let rates = CurrencyRates::default();
     let limits = FieldLimits::default();
-    let reader =
-        match RowReader::from_reader(Box::new(std::io::Cursor::new(bytes.to_vec())), format, "fuzz") {
-            Ok(reader) => reader,
-            Err(e) => {
-                assert!(!e.to_string().is_empty());
-                return;
-            }
-        };
+    let reader = match RowReader::from_reader(
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        format,
+        "fuzz",
+    ) {
+        Ok(reader) => reader,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
     for row in reader.take(10_000) {
         match row.and_then(|raw| raw.validate("fuzz", &rates, &limits, false)) {
             Ok(row) => assert!(!row.listing.title.is_empty()),
@@ -215,7 +218,10 @@ fn post(route: &str, body: Vec<u8>) -> Result<(), TestCaseError> {
     let (status, answer) = server.runtime.block_on(async {
         let response = server.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
-        (status, response.into_body().collect().await.unwrap().to_bytes())
+        (
+            status,
+            response.into_body().collect().await.unwrap().to_bytes(),
+        )
     });
     prop_assert!(
         [
@@ -232,7 +238,10 @@ fn post(route: &str, body: Vec<u8>) -> Result<(), TestCaseError> {
     );
     let json: serde_json::Value = serde_json::from_slice(&answer)
         .map_err(|e| TestCaseError::fail(format!("{status} answer is not JSON: {e}")))?;
-    prop_assert!(status == StatusCode::OK || json["error"].is_string(), "{json}");
+    prop_assert!(
+        status == StatusCode::OK || json["error"].is_string(),
+        "{json}"
+    );
     Ok(())
 }
 
@@ -316,7 +325,10 @@ fn copy_model(from: &Path) -> tempfile::TempDir {
 #[derive(Debug, Clone, Copy)]
 enum Damage {
     /// Flips one bit of the byte at `at` (modulo the length).
-    Flip { at: usize, bit: u8 },
+    Flip {
+        at: usize,
+        bit: u8,
+    },
     /// Keeps the first `at` (modulo the length) bytes.
     Truncate(usize),
     Empty,
@@ -351,7 +363,9 @@ fn load_damaged(dir: &Path) -> Result<(), String> {
                 serde_json::json!({"title": "Rolex Submariner 1:1", "price": 45, "currency": "USD"}),
             )
             .unwrap();
-            let listing = raw.validate(model.rates(), model.limits()).map_err(|e| e.message)?;
+            let listing = raw
+                .validate(model.rates(), model.limits())
+                .map_err(|e| e.message)?;
             let scores = model.score(&[listing]).map_err(|e| e.to_string())?;
             let p = scores[0].probability;
             if (0.0..=1.0).contains(&p) {

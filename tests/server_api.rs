@@ -505,7 +505,8 @@ async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_sti
     let answer = server.post("/v1/score", big.clone()).await;
     answer.assert_error(StatusCode::TOO_MANY_REQUESTS, None);
     assert_eq!(answer.headers[header::RETRY_AFTER], "1");
-    let body = json!({"inputs": [{"name": "title", "shape": [1], "datatype": "BYTES", "data": ["a"]}]});
+    let body =
+        json!({"inputs": [{"name": "title", "shape": [1], "datatype": "BYTES", "data": ["a"]}]});
     let padded = format!("{body}{}", " ".repeat(5_000));
     server
         .post("/v2/models/tiny/infer", padded)
@@ -513,7 +514,8 @@ async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_sti
         .assert_error(StatusCode::TOO_MANY_REQUESTS, None);
     // A body of unknown length is counted as it streams, and refused when it outgrows
     // the room left.
-    let chunks: Vec<Result<String, std::io::Error>> = vec![Ok(big[..3_000].to_string()), Ok(big[3_000..].to_string())];
+    let chunks: Vec<Result<String, std::io::Error>> =
+        vec![Ok(big[..3_000].to_string()), Ok(big[3_000..].to_string())];
     let streamed = Body::from_stream(futures_util::stream::iter(chunks));
     server
         .post("/v1/score", streamed)
@@ -525,14 +527,19 @@ async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_sti
         .map(|_| {
             let app = server.app.clone();
             let body = mug().to_string();
-            tokio::spawn(async move { send_on(app, request(Method::POST, "/v1/score", body)).await })
+            tokio::spawn(
+                async move { send_on(app, request(Method::POST, "/v1/score", body)).await },
+            )
         })
         .collect();
     wait_until("the small requests to be queued", || queue.depth() == 3).await;
     // Health and metrics never need a ticket.
     assert_eq!(server.get("/v2/health/ready").await.status, StatusCode::OK);
     let metrics = server.get("/metrics").await.text();
-    assert!(metrics.contains("knockoff_inflight_bytes_limit 22000"), "{metrics}");
+    assert!(
+        metrics.contains("knockoff_inflight_bytes_limit 22000"),
+        "{metrics}"
+    );
 
     queue.resume();
     for task in small.into_iter().chain([held]) {
@@ -543,7 +550,9 @@ async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_sti
     assert_eq!(server.state.core().admission().in_flight(), 0);
     let metrics = server.get("/metrics").await.text();
     assert!(
-        metrics.contains(r#"knockoff_rejected_requests_total{route="/v1/score",reason="overloaded"} 2"#),
+        metrics.contains(
+            r#"knockoff_rejected_requests_total{route="/v1/score",reason="overloaded"} 2"#
+        ),
         "{metrics}"
     );
     assert_eq!(server.post("/v1/score", big).await.status, StatusCode::OK);
@@ -826,7 +835,8 @@ async fn metrics_count_requests_batches_and_the_model() {
         "knockoff_probability_count 1".to_string(),
         "knockoff_known_term_share_count 1".to_string(),
         "knockoff_queue_depth 0".to_string(),
-        "knockoff_queue_capacity 256".to_string(),
+        "knockoff_queue_capacity 2048".to_string(),
+        "knockoff_inflight_bytes 0".to_string(),
         format!(
             "knockoff_model_info{{name=\"tiny\",version=\"{}\"}} 1",
             info.version

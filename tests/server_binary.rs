@@ -250,11 +250,20 @@ fn read_head(stream: &mut std::net::TcpStream) -> (u16, String) {
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         let n = stream.read(&mut byte).expect("answer head reads");
-        assert_eq!(n, 1, "connection closed mid-head: {:?}", String::from_utf8_lossy(&head));
+        assert_eq!(
+            n,
+            1,
+            "connection closed mid-head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, head.to_ascii_lowercase())
 }
 
@@ -262,7 +271,9 @@ fn read_head(stream: &mut std::net::TcpStream) -> (u16, String) {
 fn start_request(addr: SocketAddr, length: usize, sent: &[u8]) -> std::net::TcpStream {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let head = format!(
         "POST /v1/score HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
     );
@@ -301,7 +312,10 @@ fn work_over_the_in_flight_bound_gets_429_before_its_body_is_sent() {
         if metrics.contains("knockoff_inflight_bytes 100000") {
             break;
         }
-        assert!(Instant::now() < deadline, "the big request was never admitted: {metrics}");
+        assert!(
+            Instant::now() < deadline,
+            "the big request was never admitted: {metrics}"
+        );
     }
     // A second one is answered 429 from its head alone: not a byte of its body is sent.
     let mut refused = start_request(server.addr, 50_000, b"");

@@ -10,12 +10,12 @@
 use super::error::ServerError;
 use super::state::AppState;
 use crate::serve::Ticket;
+use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use axum::body::HttpBody as _;
 
 /// Admits, reads and forwards one request; the handler gets the whole body as read.
 pub async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -25,7 +25,9 @@ pub async fn admit(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     }
     let limit = state.config().max_body_bytes;
-    let declared = hint.exact().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let declared = hint
+        .exact()
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     if declared.is_some_and(|n| n > limit) {
         return ServerError::BodyTooLarge { limit }.into_response();
     }
@@ -107,4 +109,3 @@ fn discard_body(body: Body, limit: usize) {
         }
     });
 }
-

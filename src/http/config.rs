@@ -16,7 +16,9 @@ pub const DEFAULT_MAX_BATCH_LISTINGS: usize = 1000;
 /// 3 MiB: a full 1,000-listing batch of listings up to 3 KB each (typical ones are 0.2 KB);
 /// it must fit the in-flight bound beside the small requests' reserve.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// Requests waiting for the model thread; the in-flight bound, not this, bounds memory, so
+/// it is large enough for 1,000 connections of single listings.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
 /// Request-body bytes in flight at once (see README, "Overload"): with the shipped model
 /// about 40 requests of 1,000 listings, and peak RSS under 300 MB.
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 4 * 1024 * 1024;
@@ -417,7 +419,12 @@ mod tests {
             ("max-inflight-bytes", vec!["--max-inflight-bytes", "0"]),
             (
                 "max-inflight-bytes",
-                vec!["--max-body-bytes", "2000000", "--max-inflight-bytes", "2000000"],
+                vec![
+                    "--max-body-bytes",
+                    "2000000",
+                    "--max-inflight-bytes",
+                    "2000000",
+                ],
             ),
         ] {
             let e = parse(&args).unwrap_err();

@@ -328,7 +328,10 @@ pub async fn track(State(metrics): State<ServerMetrics>, request: Request, next:
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let metrics = state.metrics();
     let admission = state.core().admission();
-    metrics.set_inflight_bytes(admission.in_flight(), admission.options().max_inflight_bytes);
+    metrics.set_inflight_bytes(
+        admission.in_flight(),
+        admission.options().max_inflight_bytes,
+    );
     (
         [(
             header::CONTENT_TYPE,

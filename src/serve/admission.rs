@@ -225,7 +225,10 @@ mod tests {
         // No room comes: refused after the wait (paused time: no real waiting).
         let _held = admission.try_admit(900).unwrap();
         tokio::time::pause();
-        assert!(admission.admit(500, Duration::from_millis(50)).await.is_err());
+        assert!(admission
+            .admit(500, Duration::from_millis(50))
+            .await
+            .is_err());
         assert!(admission.admit(500, Duration::ZERO).await.is_err());
         // A small one takes the reserve at once.
         assert_eq!(admission.admit(10, wait).await.unwrap().bytes(), 10);

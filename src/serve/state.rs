@@ -224,9 +224,10 @@ impl ScoringCore {
         } else {
             // Featurising a big request takes milliseconds: off the async workers, and
             // spread over all cores inside.
-            let _turn = self.inner.preparing.acquire().await.map_err(|_| {
-                ServeError::Internal("the featurising turns were closed".into())
-            })?;
+            let _turn =
+                self.inner.preparing.acquire().await.map_err(|_| {
+                    ServeError::Internal("the featurising turns were closed".into())
+                })?;
             let model = Arc::clone(&model);
             tokio::task::spawn_blocking(move || prepare(&model, listings, reasons))
                 .await

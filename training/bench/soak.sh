@@ -12,8 +12,8 @@
 #   KNOCKOFF_SOAK_DIR      output directory (default /tmp/knockoff-soak/<timestamp>)
 #   KNOCKOFF_SOAK_DATA     bench inputs from make_data.py (default /tmp/knockoff-bench/data;
 #                          written when missing)
-#   SINGLE_CONNS, SINGLE_DELAY_MS   single-listing connections and their mean pause (8, 1)
-#   BATCH_CONNS, BATCH_DELAY_MS     100-listing batch connections and their pause (4, 5)
+#   SINGLE_CONNS, SINGLE_DELAY_MS   single-listing connections and their mean pause (4, 2)
+#   BATCH_CONNS, BATCH_DELAY_MS     100-listing batch connections and their pause (2, 20)
 #   KNOCKOFF_SOAK_PORT     (default 8090)
 # Writes soak.csv, server.log and each minute's wrk output into the output directory.
 # Needs wrk (apt-get install -y wrk) and python3.
@@ -28,10 +28,10 @@ MODEL="${KNOCKOFF_SOAK_MODEL:-$ROOT/models/default}"
 OUT="${KNOCKOFF_SOAK_DIR:-/tmp/knockoff-soak/$(date -u +%Y%m%dT%H%M%SZ)}"
 DATA="${KNOCKOFF_SOAK_DATA:-/tmp/knockoff-bench/data}"
 PORT="${KNOCKOFF_SOAK_PORT:-8090}"
-SINGLE_CONNS="${SINGLE_CONNS:-8}"
-SINGLE_DELAY_MS="${SINGLE_DELAY_MS:-1}"
-BATCH_CONNS="${BATCH_CONNS:-4}"
-BATCH_DELAY_MS="${BATCH_DELAY_MS:-5}"
+SINGLE_CONNS="${SINGLE_CONNS:-4}"
+SINGLE_DELAY_MS="${SINGLE_DELAY_MS:-2}"
+BATCH_CONNS="${BATCH_CONNS:-2}"
+BATCH_DELAY_MS="${BATCH_DELAY_MS:-20}"
 LUA="$ROOT/training/bench/post_bodies.lua"
 
 [[ "$MINUTES" =~ ^[1-9][0-9]*$ ]] || { echo "MINUTES must be a positive whole number (got $MINUTES)" >&2; exit 2; }
