@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "crash-test-admin-token-0123";
 
-/// knockoff-train on the tiny fixture with the smallest network, writing `out` as `name`.
+/// knockoff-train on the tiny fixture for one epoch, writing `out` as `name`.
 fn trainer(out: &Path, name: &str) -> Command {
     let data = common::fixture("tiny-listings.csv");
     let mut command = Command::new(env!("CARGO_BIN_EXE_knockoff-train"));
@@ -32,8 +32,10 @@ fn trainer(out: &Path, name: &str) -> Command {
         .arg(&data)
         .arg("--out")
         .arg(out)
-        .args(["--name", name, "--max-epochs", "1", "--hash-bits", "12"])
-        .args(["--embedding-dim", "4", "--hidden", "4"])
+        // A table big enough (8 MB of weights) that writing the model takes long enough
+        // for a kill to land inside it.
+        .args(["--name", name, "--max-epochs", "1", "--hash-bits", "18"])
+        .args(["--embedding-dim", "16", "--hidden", "4"])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -137,9 +139,9 @@ fn kill_9_while_training_writes_leaves_the_old_model_or_the_new_one() {
         Moment::StagingCreated,
         Moment::WeightsWritten,
         Moment::ConfigWritten,
-        Moment::After(Duration::from_micros(300)),
-        Moment::After(Duration::from_millis(2)),
-        Moment::After(Duration::from_millis(10)),
+        Moment::After(Duration::from_millis(1)),
+        Moment::After(Duration::from_millis(5)),
+        Moment::After(Duration::from_millis(20)),
     ];
     for moment in moments {
         let killed = kill_trainer_at(&model, moment);
