@@ -10,10 +10,10 @@ use crate::eval::prevalence::ScoredRow;
 use crate::features::Features;
 use crate::model::{Model, ModelError, Score};
 use rayon::prelude::*;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use tempfile::NamedTempFile;
 
 /// Rows read and scored together; big enough to keep both cores busy.
 const CHUNK_ROWS: usize = 8192;
@@ -121,9 +121,12 @@ enum OutputFormat {
     JsonLines,
 }
 
+/// Scores are written into a temporary file beside the output and renamed over it only
+/// when complete ([`Sink::finish`]): an interrupted run or a full disk never leaves half a
+/// scores file under the output's name.
 enum Sink {
-    Csv(Box<csv::Writer<BufWriter<File>>>),
-    Json(BufWriter<File>),
+    Csv(Box<csv::Writer<BufWriter<NamedTempFile>>>),
+    Json(BufWriter<NamedTempFile>),
 }
 
 impl Sink {
@@ -138,9 +141,11 @@ impl Sink {
                 path: path.to_path_buf(),
             });
         };
-        let file = File::create(path).map_err(|source| BatchError::Write {
-            path: path.to_path_buf(),
-            source,
+        let file = crate::fsutil::staged_file(path, ".knockoff-scores-").map_err(|source| {
+            BatchError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let writer = BufWriter::with_capacity(1 << 20, file);
         Ok(match format {
@@ -204,11 +209,14 @@ impl Sink {
         }
     }
 
-    fn finish(self) -> std::io::Result<()> {
-        match self {
-            Sink::Csv(mut w) => w.flush(),
-            Sink::Json(mut w) => w.flush(),
-        }
+    /// Flushes the scores and puts them in place under `path`.
+    fn finish(self, path: &Path) -> std::io::Result<()> {
+        let buffered = match self {
+            Sink::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
+            Sink::Json(w) => w,
+        };
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        crate::fsutil::publish(file, path)
     }
 }
 
@@ -359,6 +367,6 @@ pub fn score_file(
         }
         Ok(())
     })?;
-    sink.finish().map_err(write_error)?;
+    sink.finish(output).map_err(write_error)?;
     Ok(summary)
 }

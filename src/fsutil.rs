@@ -11,15 +11,26 @@ use sha2::{Digest, Sha256};
 /// any shared file (0644 on Unix; temporary files start owner-only), then renamed over
 /// `path`. A reader never sees half a file and a failed write leaves the old one.
 pub fn write_atomically(path: &Path, contents: &[u8], prefix: &str) -> std::io::Result<()> {
+    let mut tmp = staged_file(path, prefix)?;
+    tmp.write_all(contents)?;
+    publish(tmp, path)
+}
+
+/// A temporary file beside `path` (`{prefix}<random>.tmp`) to write a file into before
+/// [`publish`]ing it; deleted if dropped unpublished (a failed or interrupted write).
+pub fn staged_file(path: &Path, prefix: &str) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(prefix)
         .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(contents)?;
+        .tempfile_in(dir)
+}
+
+/// Syncs a [`staged_file`], makes it readable (0644 on Unix) and renames it over `path`.
+pub fn publish(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     #[cfg(unix)]
     {

@@ -480,6 +480,95 @@ async fn full_queue_answers_429_at_once_with_retry_after() {
     );
 }
 
+/// A `{"listings": [...]}` body of `n` copies of `listing`, padded with white space to
+/// exactly `bytes` (still valid JSON).
+fn padded_batch(listing: &Value, n: usize, bytes: usize) -> String {
+    let mut body = json!({ "listings": vec![listing.clone(); n] }).to_string();
+    assert!(body.len() <= bytes, "{} > {bytes}", body.len());
+    body.extend(std::iter::repeat_n(' ', bytes - body.len()));
+    body
+}
+
+#[tokio::test]
+async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_still_pass() {
+    // The shared pool holds one 20,000-byte request; 2,000 bytes are kept for requests of
+    // at most 1,000 bytes.
+    let server = server_with(
+        |c| {
+            c.max_body_bytes = 20_000;
+            c.admission.small_request_bytes = 1_000;
+            c.admission.small_reserve_bytes = 2_000;
+            c.admission.max_inflight_bytes = 22_000;
+        },
+        StateOptions { start_paused: true },
+    );
+    let big = padded_batch(&fake_rolex(), 20, 20_000);
+    let app = server.app.clone();
+    let held = tokio::spawn({
+        let big = big.clone();
+        async move { send_on(app, request(Method::POST, "/v1/score", big)).await }
+    });
+    let queue = server.state.queue();
+    wait_until("the big request to be queued", || queue.depth() == 1).await;
+    assert_eq!(server.state.core().admission().in_flight(), 20_000);
+
+    // Another big one does not fit: 429 with Retry-After, before its body is read.
+    let answer = server.post("/v1/score", big.clone()).await;
+    answer.assert_error(StatusCode::TOO_MANY_REQUESTS, None);
+    assert_eq!(answer.headers[header::RETRY_AFTER], "1");
+    let body =
+        json!({"inputs": [{"name": "title", "shape": [1], "datatype": "BYTES", "data": ["a"]}]});
+    let padded = format!("{body}{}", " ".repeat(5_000));
+    server
+        .post("/v2/models/tiny/infer", padded)
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, None);
+    // A body of unknown length is counted as it streams, and refused when it outgrows
+    // the room left.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        vec![Ok(big[..3_000].to_string()), Ok(big[3_000..].to_string())];
+    let streamed = Body::from_stream(futures_util::stream::iter(chunks));
+    server
+        .post("/v1/score", streamed)
+        .await
+        .assert_error(StatusCode::TOO_MANY_REQUESTS, None);
+
+    // Small requests use the reserve: admitted (they wait in the paused queue).
+    let small: Vec<_> = (0..2)
+        .map(|_| {
+            let app = server.app.clone();
+            let body = mug().to_string();
+            tokio::spawn(
+                async move { send_on(app, request(Method::POST, "/v1/score", body)).await },
+            )
+        })
+        .collect();
+    wait_until("the small requests to be queued", || queue.depth() == 3).await;
+    // Health and metrics never need a ticket.
+    assert_eq!(server.get("/v2/health/ready").await.status, StatusCode::OK);
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains("knockoff_inflight_bytes_limit 22000"),
+        "{metrics}"
+    );
+
+    queue.resume();
+    for task in small.into_iter().chain([held]) {
+        let answer = task.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    }
+    // Every permit is back once the answers are sent.
+    assert_eq!(server.state.core().admission().in_flight(), 0);
+    let metrics = server.get("/metrics").await.text();
+    assert!(
+        metrics.contains(
+            r#"knockoff_rejected_requests_total{route="/v1/score",reason="overloaded"} 2"#
+        ),
+        "{metrics}"
+    );
+    assert_eq!(server.post("/v1/score", big).await.status, StatusCode::OK);
+}
+
 // ---------------------------------------------------------------- inference protocol v2
 
 fn infer_body() -> Value {
@@ -757,7 +846,8 @@ async fn metrics_count_requests_batches_and_the_model() {
         "knockoff_probability_count 1".to_string(),
         "knockoff_known_term_share_count 1".to_string(),
         "knockoff_queue_depth 0".to_string(),
-        "knockoff_queue_capacity 256".to_string(),
+        "knockoff_queue_capacity 2048".to_string(),
+        "knockoff_inflight_bytes 0".to_string(),
         format!(
             "knockoff_model_info{{name=\"tiny\",version=\"{}\"}} 1",
             info.version

@@ -7,11 +7,13 @@ mod common;
 use common::http;
 use common::server::{start, START_TIMEOUT};
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "binary-test-admin-token-42";
+
 fn listings() -> Value {
     json!([
         {"id": "a-1", "title": "Rolex Submariner 1:1 super clone AAA", "description": "factory direct, wholesale price",
@@ -239,4 +241,92 @@ fn the_shipped_model_answers_which_brand_a_listing_imitates() {
     assert_ne!(results[1]["decision"], "block", "{body}");
     assert!(results[2]["brand"].is_null(), "{body}");
     assert_eq!(results[2]["decision"], "allow", "{body}");
+}
+
+/// Reads one HTTP answer's status and headers from `stream` (the body is not needed).
+fn read_head(stream: &mut std::net::TcpStream) -> (u16, String) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("answer head reads");
+        assert_eq!(
+            n,
+            1,
+            "connection closed mid-head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_ascii_lowercase())
+}
+
+/// Sends a request head announcing `length` body bytes, and `sent` of them.
+fn start_request(addr: SocketAddr, length: usize, sent: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/score HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(sent).unwrap();
+    stream
+}
+
+#[test]
+fn work_over_the_in_flight_bound_gets_429_before_its_body_is_sent() {
+    use std::io::Write;
+    let dir = common::tiny_model_dir();
+    let server = start(
+        dir.path(),
+        &[
+            "--max-body-bytes",
+            "100000",
+            "--small-request-bytes",
+            "1000",
+            "--small-reserve-bytes",
+            "1000",
+            "--max-inflight-bytes",
+            "101000",
+        ],
+        &[],
+    );
+    server.wait_ready();
+    // A big request holds the whole shared pool while its body trickles in.
+    let listing = listings()[0].to_string();
+    let mut big = format!("{{\"listings\": [{listing}]}}").into_bytes();
+    big.resize(100_000, b' ');
+    let mut held = start_request(server.addr, big.len(), &big[..10]);
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let (_, metrics) = http(server.addr, "GET", "/metrics", &[], b"").unwrap();
+        if metrics.contains("knockoff_inflight_bytes 100000") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the big request was never admitted: {metrics}"
+        );
+    }
+    // A second one is answered 429 from its head alone: not a byte of its body is sent.
+    let mut refused = start_request(server.addr, 50_000, b"");
+    let (status, head) = read_head(&mut refused);
+    assert_eq!(status, 429, "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // A small request passes meanwhile, on the reserve.
+    let (status, body) = server.post("/v1/score", &listings()[1]);
+    assert_eq!(status, 200, "{body}");
+    // The big one finishes and is answered.
+    held.write_all(&big[10..]).unwrap();
+    let (status, head) = read_head(&mut held);
+    assert_eq!(status, 200, "{head}");
 }

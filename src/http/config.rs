@@ -3,7 +3,7 @@
 //! is safe to log (the admin token is kept only as a digest and printed as `<redacted>`).
 
 use crate::serve::overrides::{ThresholdError, ThresholdOverrides};
-use crate::serve::{CoreOptions, StateOptions};
+use crate::serve::{AdmissionOptions, CoreOptions, StateOptions};
 use crate::store::DEFAULT_STORE;
 use crate::telemetry::LogFormat;
 use sha2::{Digest, Sha256};
@@ -14,9 +14,23 @@ use std::time::Duration;
 pub const DEFAULT_MODEL: &str = "models/default";
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BATCH_LISTINGS: usize = 1000;
-/// 8 MiB: room for a full 1000-listing batch with long descriptions.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// 3 MiB: a full 1,000-listing batch of listings up to 3 KB each (typical ones are 0.2 KB);
+/// it must fit the in-flight bound beside the small requests' reserve.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Requests waiting for the model thread; the in-flight bound, not this, bounds memory, so
+/// it is large enough for 1,000 connections of single listings.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
+/// Request-body bytes in flight at once (see README, "Overload"): with the shipped model
+/// about 40 requests of 1,000 listings, and peak RSS under 300 MB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 4 * 1024 * 1024;
+/// Requests up to 16 KiB (about 80 typical listings) count as small.
+pub const DEFAULT_SMALL_REQUEST_BYTES: usize = 16 * 1024;
+/// 512 KiB of the in-flight bound is kept for small requests.
+pub const DEFAULT_SMALL_RESERVE_BYTES: usize = 512 * 1024;
+/// Milliseconds a request may wait for room before 429 (see README, "Overload").
+pub const DEFAULT_ADMISSION_WAIT_MS: u64 = 0;
+/// Longest admission wait accepted: beyond it clients time out before the 429 arrives.
+pub const MAX_ADMISSION_WAIT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_MODEL_BATCH: usize = 256;
 pub const DEFAULT_REASONS: usize = 3;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
@@ -42,6 +56,22 @@ pub struct Cli {
     /// Largest request body in bytes; larger bodies get 413.
     #[arg(long, env = "KNOCKOFF_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Request-body bytes in flight at once (being read, parsed, featurised, queued,
+    /// scored or answered); a request that does not fit gets 429 with Retry-After before
+    /// its body is read. Peak memory follows from it (README, "Overload").
+    #[arg(long, env = "KNOCKOFF_MAX_INFLIGHT_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BYTES)]
+    pub max_inflight_bytes: usize,
+    /// Requests with bodies up to this many bytes are small and may use the reserve.
+    #[arg(long, env = "KNOCKOFF_SMALL_REQUEST_BYTES", default_value_t = DEFAULT_SMALL_REQUEST_BYTES)]
+    pub small_request_bytes: usize,
+    /// Bytes of --max-inflight-bytes kept for small requests, so big batches cannot shut
+    /// them out.
+    #[arg(long, env = "KNOCKOFF_SMALL_RESERVE_BYTES", default_value_t = DEFAULT_SMALL_RESERVE_BYTES)]
+    pub small_reserve_bytes: usize,
+    /// Milliseconds a request that does not fit may wait for room (first come, first
+    /// served) before its 429; 0 answers 429 at once.
+    #[arg(long, env = "KNOCKOFF_ADMISSION_WAIT_MS", default_value_t = DEFAULT_ADMISSION_WAIT_MS)]
+    pub admission_wait_ms: u64,
     /// Requests that may wait for the model at once; beyond that, 429 with Retry-After.
     #[arg(long, env = "KNOCKOFF_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     pub queue_capacity: usize,
@@ -89,6 +119,13 @@ pub enum ConfigError {
         flag: &'static str,
         max: usize,
         value: usize,
+    },
+    #[error("--{flag} must be at least {min} (got {value}): {reason}")]
+    TooSmallFor {
+        flag: &'static str,
+        min: usize,
+        value: usize,
+        reason: &'static str,
     },
     #[error(transparent)]
     Thresholds(#[from] ThresholdError),
@@ -142,6 +179,7 @@ pub struct ServerConfig {
     pub addr: SocketAddr,
     pub max_batch_listings: usize,
     pub max_body_bytes: usize,
+    pub admission: AdmissionOptions,
     pub queue_capacity: usize,
     pub max_model_batch: usize,
     pub reasons: usize,
@@ -163,6 +201,12 @@ impl ServerConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_batch_listings: DEFAULT_MAX_BATCH_LISTINGS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            admission: AdmissionOptions {
+                max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+                small_request_bytes: DEFAULT_SMALL_REQUEST_BYTES,
+                small_reserve_bytes: DEFAULT_SMALL_RESERVE_BYTES,
+                max_wait: Duration::from_millis(DEFAULT_ADMISSION_WAIT_MS),
+            },
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_model_batch: DEFAULT_MAX_MODEL_BATCH,
             reasons: DEFAULT_REASONS,
@@ -186,6 +230,14 @@ impl ServerConfig {
         at_least("max-batch-listings", 1, self.max_batch_listings)?;
         // Below this not even one small listing fits.
         at_least("max-body-bytes", 64, self.max_body_bytes)?;
+        if self.max_body_bytes > u32::MAX as usize {
+            return Err(ConfigError::TooLarge {
+                flag: "max-body-bytes",
+                max: u32::MAX as usize,
+                value: self.max_body_bytes,
+            });
+        }
+        self.validate_admission()?;
         at_least("queue-capacity", 1, self.queue_capacity)?;
         at_least("max-model-batch", 1, self.max_model_batch)?;
         if self.reasons > MAX_REASONS {
@@ -208,12 +260,57 @@ impl ServerConfig {
 }
 
 impl ServerConfig {
+    /// The in-flight bound must hold the largest body besides the small requests' reserve,
+    /// and the reserve at least one small request.
+    fn validate_admission(&self) -> Result<(), ConfigError> {
+        let admission = &self.admission;
+        let relation = |flag, min, value, reason| {
+            if value < min {
+                Err(ConfigError::TooSmallFor {
+                    flag,
+                    min,
+                    value,
+                    reason,
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let wait_ms = u64::try_from(admission.max_wait.as_millis()).unwrap_or(u64::MAX);
+        if wait_ms > MAX_ADMISSION_WAIT_MS {
+            return Err(ConfigError::TooLarge {
+                flag: "admission-wait-ms",
+                max: MAX_ADMISSION_WAIT_MS as usize,
+                value: usize::try_from(wait_ms).unwrap_or(usize::MAX),
+            });
+        }
+        relation(
+            "small-request-bytes",
+            1,
+            admission.small_request_bytes,
+            "a request of one byte must count as small",
+        )?;
+        relation(
+            "small-reserve-bytes",
+            admission.small_request_bytes,
+            admission.small_reserve_bytes,
+            "the reserve must hold one small request (--small-request-bytes)",
+        )?;
+        relation(
+            "max-inflight-bytes",
+            self.max_body_bytes.saturating_add(admission.small_reserve_bytes),
+            admission.max_inflight_bytes,
+            "it must hold the largest body (--max-body-bytes) beside the reserve (--small-reserve-bytes)",
+        )
+    }
+
     /// What the scoring core needs of this configuration.
     pub fn core_options(&self, state: StateOptions) -> CoreOptions {
         CoreOptions {
             queue_capacity: self.queue_capacity,
             max_model_batch: self.max_model_batch,
             thresholds: self.thresholds,
+            admission: self.admission,
             state,
         }
     }
@@ -231,6 +328,12 @@ impl Cli {
             addr: self.addr,
             max_batch_listings: self.max_batch_listings,
             max_body_bytes: self.max_body_bytes,
+            admission: AdmissionOptions {
+                max_inflight_bytes: self.max_inflight_bytes,
+                small_request_bytes: self.small_request_bytes,
+                small_reserve_bytes: self.small_reserve_bytes,
+                max_wait: Duration::from_millis(self.admission_wait_ms),
+            },
             queue_capacity: self.queue_capacity,
             max_model_batch: self.max_model_batch,
             reasons: self.reasons,
@@ -340,5 +443,46 @@ mod tests {
             parse(&["--reasons", "1000"]),
             Err(ConfigError::TooLarge { .. })
         ));
+        for (flag, args) in [
+            ("small-request-bytes", vec!["--small-request-bytes", "0"]),
+            ("small-reserve-bytes", vec!["--small-reserve-bytes", "1000"]),
+            ("max-inflight-bytes", vec!["--max-inflight-bytes", "0"]),
+            (
+                "max-inflight-bytes",
+                vec![
+                    "--max-body-bytes",
+                    "2000000",
+                    "--max-inflight-bytes",
+                    "2000000",
+                ],
+            ),
+        ] {
+            let e = parse(&args).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::TooSmallFor { flag: f, .. } if f == flag),
+                "{args:?}: {e}"
+            );
+            assert!(e.to_string().contains(&format!("--{flag}")), "{e}");
+        }
+        assert!(parse(&["--max-body-bytes", "5000000000"]).is_err());
+        assert!(matches!(
+            parse(&["--admission-wait-ms", "10001"]),
+            Err(ConfigError::TooLarge {
+                flag: "admission-wait-ms",
+                ..
+            })
+        ));
+        let config = parse(&[
+            "--max-body-bytes",
+            "1000",
+            "--small-request-bytes",
+            "100",
+            "--small-reserve-bytes",
+            "200",
+            "--max-inflight-bytes",
+            "1200",
+        ])
+        .unwrap();
+        assert_eq!(config.admission.max_inflight_bytes, 1200);
     }
 }

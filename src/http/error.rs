@@ -153,7 +153,12 @@ impl IntoResponse for ServerError {
         let mut response = (status, Json(self.body())).into_response();
         let headers = response.headers_mut();
         match &self {
-            ServerError::Serve(ServeError::QueueFull { retry_after_secs }) => {
+            ServerError::Serve(
+                ServeError::QueueFull { retry_after_secs }
+                | ServeError::Overloaded {
+                    retry_after_secs, ..
+                },
+            ) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
             ServerError::Unauthorized => {
@@ -177,7 +182,9 @@ fn serve_status(error: &ServeError) -> StatusCode {
         ServeError::InvalidListing { .. } | ServeError::ModelRefused(_) => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        ServeError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ServeError::QueueFull { .. } | ServeError::Overloaded { .. } => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
         ServeError::ShuttingDown | ServeError::Abandoned => StatusCode::SERVICE_UNAVAILABLE,
         ServeError::Model(_)
         | ServeError::Thresholds(_)
@@ -191,6 +198,7 @@ fn serve_reason(error: &ServeError) -> &'static str {
     match error {
         ServeError::InvalidListing { .. } => "invalid",
         ServeError::QueueFull { .. } => "queue_full",
+        ServeError::Overloaded { .. } => "overloaded",
         ServeError::ShuttingDown | ServeError::Abandoned => "unavailable",
         ServeError::Model(_) => "scoring_failed",
         ServeError::ModelRefused(_) => "model_refused",

@@ -9,6 +9,7 @@
 //! directly.
 
 use super::error::RejectionReason;
+use super::state::AppState;
 use crate::decision::Decision;
 use crate::serve::queue::ScoredListing;
 use crate::serve::Observer;
@@ -161,6 +162,14 @@ impl ServerMetrics {
             );
             metrics::describe_gauge!("knockoff_queue_depth", "Requests waiting for the model");
             metrics::describe_gauge!(
+                "knockoff_inflight_bytes",
+                "Request-body bytes admitted and not yet answered"
+            );
+            metrics::describe_gauge!(
+                "knockoff_inflight_bytes_limit",
+                "Bound on knockoff_inflight_bytes (--max-inflight-bytes); beyond it, 429"
+            );
+            metrics::describe_gauge!(
                 "knockoff_queue_capacity",
                 "Requests that may wait before 429"
             );
@@ -231,6 +240,14 @@ impl ServerMetrics {
     /// update it concurrently, and a stale `set` could overwrite a newer value for good.
     pub fn queue_depth_changed(&self, delta: f64) {
         self.inner.fixed.queue_depth.increment(delta);
+    }
+
+    /// Request bytes admitted and not yet answered, and their bound; read at each scrape.
+    pub fn set_inflight_bytes(&self, in_flight: usize, limit: usize) {
+        self.with(|| {
+            gauge!("knockoff_inflight_bytes").set(in_flight as f64);
+            gauge!("knockoff_inflight_bytes_limit").set(limit as f64);
+        });
     }
 
     pub fn set_queue_capacity(&self, capacity: usize) {
@@ -308,7 +325,13 @@ pub async fn track(State(metrics): State<ServerMetrics>, request: Request, next:
     tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]
-pub async fn metrics(State(metrics): State<ServerMetrics>) -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let metrics = state.metrics();
+    let admission = state.core().admission();
+    metrics.set_inflight_bytes(
+        admission.in_flight(),
+        admission.options().max_inflight_bytes,
+    );
     (
         [(
             header::CONTENT_TYPE,

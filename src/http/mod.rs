@@ -1,12 +1,13 @@
 //! knockoff-serve's HTTP layer: one front door onto the scoring core (`crate::serve`).
 //!
 //! Outside in: [`lifecycle`] (binding, signals, graceful shutdown) → [`router`] (routes,
-//! body limit, [`metrics`] middleware) → handlers in [`v1`], [`v2`], [`brands`] and [`admin`] (parse
+//! body limit, [`metrics`] middleware, [`admission`] by bytes in flight) → handlers in [`v1`], [`v2`], [`brands`] and [`admin`] (parse
 //! and check requests, never touch tensors) → the core behind [`AppState`]. Every error
 //! answer comes from [`error`]; [`config`] reads flags and environment; [`openapi`]
 //! describes the API.
 
 pub mod admin;
+pub mod admission;
 pub mod brands;
 pub mod config;
 pub mod error;

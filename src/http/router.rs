@@ -1,9 +1,9 @@
-//! The whole HTTP API as one axum [`Router`]: every route, the body limit, the metrics
-//! middleware, and the JSON 404/405 fallbacks.
+//! The whole HTTP API as one axum [`Router`]: every route, the body limit, admission by
+//! bytes in flight, the metrics middleware, and the JSON 404/405 fallbacks.
 
 use super::error::ServerError;
 use super::state::AppState;
-use super::{admin, brands, metrics, openapi, v1, v2};
+use super::{admin, admission, brands, metrics, openapi, v1, v2};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
@@ -53,6 +53,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        // Inside the metrics layer, so its 429s are counted like any other answer.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics().clone(),
             metrics::track,

@@ -13,6 +13,13 @@ pub enum ServeError {
     /// The queue holds as many requests as it may; the caller should retry later.
     #[error("the scoring queue is full; retry after {retry_after_secs} s")]
     QueueFull { retry_after_secs: u64 },
+    /// The request bytes in flight are at their bound (`--max-inflight-bytes`); refused
+    /// before its body was read. The caller should retry later.
+    #[error("the server is at its bound of {max_inflight_bytes} request bytes in flight; retry after {retry_after_secs} s")]
+    Overloaded {
+        max_inflight_bytes: usize,
+        retry_after_secs: u64,
+    },
     /// The model thread has stopped: the core is shutting down.
     #[error("scoring is unavailable: the model thread has stopped")]
     ShuttingDown,

@@ -2,6 +2,7 @@
 //! model's tables, featurising (on the blocking pool for big requests), the queue to the
 //! model thread, readiness, and reload by atomic swap.
 
+use super::admission::{Admission, AdmissionOptions};
 use super::error::ServeError;
 use super::observer::Observer;
 use super::overrides::ThresholdOverrides;
@@ -23,6 +24,10 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// Requests with at most this many listings are featurised on the async worker that
 /// received them (tens of microseconds); larger ones go to the blocking pool.
 const INLINE_PREPARE_MAX: usize = 4;
+/// Big requests featurised at once. Each spreads over all cores inside, so more at once
+/// only interleaves them: every one finishes late and all their features sit in memory.
+/// Admitted requests wait their turn here (they hold their admission ticket meanwhile).
+const CONCURRENT_PREPARES: usize = 2;
 
 /// Featurises validated listings for the queue (the part of scoring that needs no batch).
 fn prepare(model: &LoadedModel, listings: Vec<Listing>, reasons: usize) -> PreparedListings {
@@ -77,6 +82,8 @@ pub struct CoreOptions {
     pub max_model_batch: usize,
     /// Applied to the first model and to every reloaded one.
     pub thresholds: ThresholdOverrides,
+    /// The bound on request bytes in flight.
+    pub admission: AdmissionOptions,
     pub state: StateOptions,
 }
 
@@ -90,6 +97,9 @@ pub struct ScoringCore {
 struct Inner {
     model: ArcSwap<LoadedModel>,
     queue: Queue,
+    admission: Admission,
+    /// Turns for featurising big requests ([`CONCURRENT_PREPARES`]).
+    preparing: tokio::sync::Semaphore,
     thresholds: ThresholdOverrides,
     observer: Arc<dyn Observer>,
     /// Serialises reloads so two concurrent ones cannot interleave load and swap.
@@ -126,6 +136,8 @@ impl ScoringCore {
             inner: Arc::new(Inner {
                 model: ArcSwap::from_pointee(loaded),
                 queue,
+                admission: Admission::new(options.admission),
+                preparing: tokio::sync::Semaphore::new(CONCURRENT_PREPARES),
                 thresholds: options.thresholds,
                 observer,
                 reload_lock: tokio::sync::Mutex::new(()),
@@ -139,6 +151,12 @@ impl ScoringCore {
     /// The batching queue: its depth, and pause/resume of the model thread.
     pub fn queue(&self) -> &Queue {
         &self.inner.queue
+    }
+
+    /// The bound on request bytes in flight, which front doors take tickets from before
+    /// reading a request.
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     /// Scores from the next request on with these registered brands (the whole registry,
@@ -228,6 +246,10 @@ impl ScoringCore {
         } else {
             // Featurising a big request takes milliseconds: off the async workers, and
             // spread over all cores inside.
+            let _turn =
+                self.inner.preparing.acquire().await.map_err(|_| {
+                    ServeError::Internal("the featurising turns were closed".into())
+                })?;
             let model = Arc::clone(&model);
             tokio::task::spawn_blocking(move || prepare(&model, listings, reasons))
                 .await
