@@ -29,6 +29,7 @@ pub mod confusion;
 pub mod evaluation;
 pub mod math;
 pub mod nan_serde;
+pub mod audit;
 pub mod prevalence;
 pub mod ranking;
 pub mod summary;
