@@ -77,7 +77,10 @@ pub struct Merged {
 /// Merges reviews into training rows: a review replaces the training row of its id (its
 /// label wins), other reviewed listings are added; all are repeated `weight` times.
 pub fn merge(rows: Vec<Row>, reviews: Vec<Reviewed>, weight: usize) -> Merged {
-    let ids: HashMap<&str, ()> = reviews.iter().map(|r| (r.listing.id.as_str(), ())).collect();
+    let ids: HashMap<&str, ()> = reviews
+        .iter()
+        .map(|r| (r.listing.id.as_str(), ()))
+        .collect();
     let before = rows.len();
     let rows: Vec<Row> = rows
         .into_iter()
@@ -200,7 +203,10 @@ mod tests {
         let b = r#"{"id":17,"title":"leash","label":"genuine","reviewer":"lee","reviewed_at":"2026-01-02T10:00:00Z"}"#;
         let got = read(&format!("{A}\n\n{b}\n{later}\n")).unwrap();
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].listing.id.as_str(), got[0].counterfeit, got[0].line), ("a", false, 4));
+        assert_eq!(
+            (got[0].listing.id.as_str(), got[0].counterfeit, got[0].line),
+            ("a", false, 4)
+        );
         assert_eq!(got[1].listing.id, "17");
         let record: ReviewRecord = serde_json::from_str(A).unwrap();
         let again: ReviewRecord =
@@ -210,11 +216,7 @@ mod tests {
 
     #[test]
     fn reviews_replace_training_rows_of_their_id_and_are_repeated() {
-        let reviews = read(&format!(
-            "{A}\n{}\n",
-            A.replace("\"a\"", "\"new\"")
-        ))
-        .unwrap();
+        let reviews = read(&format!("{A}\n{}\n", A.replace("\"a\"", "\"new\""))).unwrap();
         let row = |id: &str, label| Row {
             line: 2,
             listing: Listing {

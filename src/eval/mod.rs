@@ -24,12 +24,12 @@
 //! Rank-based metrics sort once (O(n log n)) and then work on the distinct-score
 //! operating points, so they are cheap on a few hundred thousand rows.
 
+pub mod audit;
 pub mod calibration;
 pub mod confusion;
 pub mod evaluation;
 pub mod math;
 pub mod nan_serde;
-pub mod audit;
 pub mod prevalence;
 pub mod ranking;
 pub mod summary;

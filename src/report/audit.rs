@@ -27,13 +27,16 @@ pub(super) fn audit_section(audit: &AuditReport) -> String {
         thousands(audit.rows),
         thousands(audit.unlabelled),
         o.effective_n,
-        audit.model_based.as_ref().map_or(String::new(), |m| format!(
-            " Model-based: {} ({}–{}, {}).",
-            percent(m.estimate),
-            percent_number(m.ci_low),
-            percent(m.ci_high),
-            escape(m.method.label())
-        ))
+        audit
+            .model_based
+            .as_ref()
+            .map_or(String::new(), |m| format!(
+                " Model-based: {} ({}–{}, {}).",
+                percent(m.estimate),
+                percent_number(m.ci_low),
+                percent(m.ci_high),
+                escape(m.method.label())
+            ))
     );
     html.push_str(
         "<table id=\"audit-strata\">\n<caption>Strata by score (lowest first)</caption>\n\

@@ -70,15 +70,31 @@ fn locate(
     let mut strata: BTreeMap<usize, (f64, usize, u64)> = BTreeMap::new();
     for row in labels {
         let unit = population.find(&row.id).ok_or_else(|| {
-            AuditError::row(file, row.line, format!("field `id`: `{}` is not in the input", row.id))
+            AuditError::row(
+                file,
+                row.line,
+                format!("field `id`: `{}` is not in the input", row.id),
+            )
         })?;
-        let entry = strata.entry(row.stratum).or_insert((row.weight, 0, row.line));
+        let entry = strata
+            .entry(row.stratum)
+            .or_insert((row.weight, 0, row.line));
         if (entry.0 - row.weight).abs() > 1e-3 * entry.0 {
-            return Err(AuditError::row(file, row.line, format!(
-                "field `weight`: {} differs from {} on line {} of the same stratum", row.weight, entry.0, entry.2)));
+            return Err(AuditError::row(
+                file,
+                row.line,
+                format!(
+                    "field `weight`: {} differs from {} on line {} of the same stratum",
+                    row.weight, entry.0, entry.2
+                ),
+            ));
         }
         entry.1 += 1;
-        found.push(Found { unit, stratum: row.stratum, label: row.label });
+        found.push(Found {
+            unit,
+            stratum: row.stratum,
+            label: row.label,
+        });
     }
     let sizes: Vec<(usize, usize)> = strata
         .into_iter()
@@ -94,7 +110,11 @@ fn locate(
 }
 
 /// The stratum samples for one domain (all rows when `domain` is `None`).
-fn samples(found: &[Found], sizes: &[(usize, usize)], in_domain: impl Fn(usize) -> bool) -> Vec<StratumSample> {
+fn samples(
+    found: &[Found],
+    sizes: &[(usize, usize)],
+    in_domain: impl Fn(usize) -> bool,
+) -> Vec<StratumSample> {
     sizes
         .iter()
         .map(|&(h, rows)| StratumSample {
@@ -102,14 +122,23 @@ fn samples(found: &[Found], sizes: &[(usize, usize)], in_domain: impl Fn(usize) 
             units: found
                 .iter()
                 .filter(|f| f.stratum == h)
-                .filter_map(|f| f.label.map(|label| SampleUnit { label, in_domain: in_domain(f.unit) }))
+                .filter_map(|f| {
+                    f.label.map(|label| SampleUnit {
+                        label,
+                        in_domain: in_domain(f.unit),
+                    })
+                })
                 .collect(),
         })
         .collect()
 }
 
 /// Checks the labelled rows are enough: [`MIN_LABELLED`] in all, one in every stratum.
-fn check_enough(found: &[Found], strata: &[StratumSample], sizes: &[(usize, usize)]) -> Result<(), AuditError> {
+fn check_enough(
+    found: &[Found],
+    strata: &[StratumSample],
+    sizes: &[(usize, usize)],
+) -> Result<(), AuditError> {
     let labelled = found.iter().filter(|f| f.label.is_some()).count();
     let empty: Vec<String> = strata
         .iter()
@@ -123,7 +152,11 @@ fn check_enough(found: &[Found], strata: &[StratumSample], sizes: &[(usize, usiz
             labelled,
             unlabelled: found.len() - labelled,
             needed: MIN_LABELLED,
-            missing: if empty.is_empty() { "each has".to_string() } else { empty.join(", ") },
+            missing: if empty.is_empty() {
+                "each has".to_string()
+            } else {
+                empty.join(", ")
+            },
         });
     }
     Ok(())
@@ -145,12 +178,23 @@ pub fn audit_report(
     for by in GroupBy::ALL {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for f in found.iter().filter(|f| f.label.is_some()) {
-            *counts.entry(by.key(&population.units[f.unit].row)).or_default() += 1;
+            *counts
+                .entry(by.key(&population.units[f.unit].row))
+                .or_default() += 1;
         }
-        for (value, _) in counts.into_iter().filter(|(_, n)| *n >= MIN_AUDIT_GROUP_LABELS) {
-            let strata = samples(&found, &sizes, |u| by.key(&population.units[u].row) == value);
+        for (value, _) in counts
+            .into_iter()
+            .filter(|(_, n)| *n >= MIN_AUDIT_GROUP_LABELS)
+        {
+            let strata = samples(&found, &sizes, |u| {
+                by.key(&population.units[u].row) == value
+            });
             if let Some(interval) = domain_estimate(&strata) {
-                groups.push(AuditGroup { by, value: value.to_string(), interval });
+                groups.push(AuditGroup {
+                    by,
+                    value: value.to_string(),
+                    interval,
+                });
             }
         }
     }
@@ -184,16 +228,23 @@ pub fn audit_report(
 /// A warning when the intervals of the audit and the model do not overlap.
 fn disagreement(audit: &AuditInterval, model: &HeadlinePrevalence) -> Option<String> {
     let apart = audit.ci_high < model.ci_low || model.ci_high < audit.ci_low;
-    apart.then(|| format!(
+    apart.then(|| {
+        format!(
         "The audited sample ({:.1}%, 95% CI {:.1}–{:.1}%) and the model-based estimate ({:.1}%, \
          {:.1}–{:.1}%, {}) disagree beyond their intervals: the listings have likely drifted \
          from what the model was validated on; trust the audit and consider retraining.",
         100.0 * audit.estimate, 100.0 * audit.ci_low, 100.0 * audit.ci_high,
-        100.0 * model.estimate, 100.0 * model.ci_low, 100.0 * model.ci_high, model.method.label()))
+        100.0 * model.estimate, 100.0 * model.ci_low, 100.0 * model.ci_high, model.method.label())
+    })
 }
 
 fn headline(i: &AuditInterval) -> HeadlinePrevalence {
-    HeadlinePrevalence { estimate: i.estimate, ci_low: i.ci_low, ci_high: i.ci_high, method: Method::Audit }
+    HeadlinePrevalence {
+        estimate: i.estimate,
+        ci_low: i.ci_low,
+        ci_high: i.ci_high,
+        method: Method::Audit,
+    }
 }
 
 /// Makes the audit the headline of `report`, overall and for every group it estimates; the
@@ -209,7 +260,11 @@ pub fn apply(report: &mut PrevalenceReport, audit: &AuditReport) {
     );
     set(&mut report.overall, &audit.overall);
     for group in &audit.groups {
-        if let Some(g) = report.groups.iter_mut().find(|g| g.by == group.by && g.value == group.value) {
+        if let Some(g) = report
+            .groups
+            .iter_mut()
+            .find(|g| g.by == group.by && g.value == group.value)
+        {
             set(&mut g.summary, &group.interval);
         }
     }

@@ -60,8 +60,8 @@ pub fn domain_estimate(strata: &[StratumSample]) -> Option<AuditInterval> {
         let n = s.units.len() as f64;
         let correction = 1.0 - n / s.rows as f64;
         census &= correction <= 0.0;
-        variance += (s.rows as f64).powi(2) * correction.max(0.0) / n
-            * stratum_variance(s, share, size);
+        variance +=
+            (s.rows as f64).powi(2) * correction.max(0.0) / n * stratum_variance(s, share, size);
     }
     Some(interval(share, variance, labelled, census))
 }
@@ -223,7 +223,6 @@ mod tests {
             })
             .count();
         let coverage = covered as f64 / runs as f64;
-        eprintln!("COVERAGE {coverage}");
         assert!((0.91..=0.995).contains(&coverage), "coverage {coverage}");
     }
 

@@ -370,7 +370,10 @@ mod tests {
         let wide = estimate(&probs, &small);
         let narrow = estimate(&probs, &big);
         for m in [Method::Acc, Method::Pacc, Method::Em] {
-            let (w, n) = (wide.estimators.get(m).unwrap(), narrow.estimators.get(m).unwrap());
+            let (w, n) = (
+                wide.estimators.get(m).unwrap(),
+                narrow.estimators.get(m).unwrap(),
+            );
             assert!(
                 w.ci_high - w.ci_low > 1.3 * (n.ci_high - n.ci_low),
                 "{m:?}: small validation {w:?} vs large {n:?}"
