@@ -59,13 +59,19 @@ struct Found {
     label: Option<bool>,
 }
 
+/// The audit rows found in the population, and each stratum's (number, size).
+struct Located {
+    found: Vec<Found>,
+    sizes: Vec<(usize, usize)>,
+}
+
 /// Finds every audit row in the population and recovers the stratum sizes from the weights
 /// (size = weight × rows drawn); refuses ids the input lacks and weights that disagree.
 fn locate(
     labels: &[AuditLabel],
     population: &Population,
     file: &str,
-) -> Result<(Vec<Found>, Vec<(usize, usize)>), AuditError> {
+) -> Result<Located, AuditError> {
     let mut found = Vec::with_capacity(labels.len());
     let mut strata: BTreeMap<usize, (f64, usize, u64)> = BTreeMap::new();
     for row in labels {
@@ -106,7 +112,7 @@ fn locate(
             "its strata cover {covered} listings but the input has {} scored: was it drawn from this input and model?",
             population.len()) });
     }
-    Ok((found, sizes))
+    Ok(Located { found, sizes })
 }
 
 /// The stratum samples for one domain (all rows when `domain` is `None`).
@@ -170,7 +176,7 @@ pub fn audit_report(
     file: &str,
     model: &PrevalenceReport,
 ) -> Result<AuditReport, AuditError> {
-    let (found, sizes) = locate(labels, population, file)?;
+    let Located { found, sizes } = locate(labels, population, file)?;
     let all = samples(&found, &sizes, |_| true);
     check_enough(&found, &all, &sizes)?;
     let overall = domain_estimate(&all).ok_or(AuditError::EmptyPopulation)?;
