@@ -177,25 +177,11 @@ fn bad_audit_files_are_refused_with_their_line() {
         stderr.contains(":42: field `id`") && stderr.contains("also on line 2"),
         "{stderr}"
     );
-    // A sample without its output file is refused by the flags.
-    let out = run(&[
-        "--input",
-        "x.csv",
-        "--output",
-        "y.csv",
-        "--audit-sample",
-        "5",
-    ]);
-    assert!(!out.status.success());
-    let out = run(&[
-        "--input",
-        "x.csv",
-        "--output",
-        "y.csv",
-        "--audit-sample",
-        "0",
-        "--audit-out",
-        "a.csv",
-    ]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-sample"));
+    // A sample without its output file, and an empty sample, are refused by the flags.
+    let base = ["--input", "x.csv", "--output", "y.csv", "--audit-sample"];
+    for extra in [&["5"][..], &["0", "--audit-out", "a.csv"]] {
+        let out = run(&[&base[..], extra].concat());
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-"));
+    }
 }
