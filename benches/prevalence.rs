@@ -540,7 +540,9 @@ fn run_target(
         sum_block += block_share;
         sum_block_err += (block_share - truth).abs();
         for (slot, method) in per_method.iter_mut().zip(prevalence::Method::ALL) {
-            let i = e.estimators.get(method);
+            let Some(i) = e.estimators.get(method) else {
+                continue;
+            };
             slot.0 += (i.estimate - truth).abs();
             slot.1 += usize::from(i.ci_low <= truth && truth <= i.ci_high);
         }

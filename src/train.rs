@@ -6,6 +6,7 @@ use crate::brand::{BrandExample, BrandIndex, BrandLearning};
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{FieldLimits, Listing};
 use crate::data::reader::{load_rows, LoadError, Row, RowError};
+use crate::data::reviews::{merge, read_reviews, Merged, ReviewUse};
 use crate::decision::{Decision, EvidenceRule, Thresholds};
 use crate::eval::calibration::PlattCalibration;
 use crate::eval::evaluation::{self, Evaluation};
@@ -50,6 +51,8 @@ pub enum TrainError {
     Compute(#[from] candle_core::Error),
     #[error(transparent)]
     Feature(#[from] crate::features::FeatureError),
+    #[error(transparent)]
+    Reviews(#[from] crate::data::reviews::ReviewError),
 }
 
 /// Whole brands and categories kept out of training, to measure how the model treats
@@ -124,6 +127,19 @@ pub struct TrainOptions {
     pub brand_learning: BrandLearning,
     /// Below this share of known terms a listing is never blocked.
     pub min_known_share: f32,
+    /// Reviewers' decisions (JSON Lines export) to learn from: see [`crate::data::reviews`].
+    #[serde(default)]
+    pub reviews: Option<PathBuf>,
+    /// Times each reviewed listing is shown per epoch.
+    #[serde(default = "default_review_weight")]
+    pub review_weight: usize,
+}
+
+/// Default of `--review-weight`: see README, "Learning from reviews".
+pub const DEFAULT_REVIEW_WEIGHT: usize = 4;
+
+fn default_review_weight() -> usize {
+    DEFAULT_REVIEW_WEIGHT
 }
 
 impl Default for TrainOptions {
@@ -159,6 +175,8 @@ impl Default for TrainOptions {
             min_group_rows: 50,
             brand_learning: BrandLearning::default(),
             min_known_share: 0.5,
+            reviews: None,
+            review_weight: DEFAULT_REVIEW_WEIGHT,
         }
     }
 }
@@ -242,6 +260,9 @@ pub struct TrainingMetrics {
     pub best_epoch: usize,
     pub unfamiliar: Option<UnfamiliarReport>,
     pub skipped_rows: usize,
+    /// Reviews learned from (`--reviews`): used, added, replaced, and their weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviews: Option<ReviewUse>,
     pub seconds: Timing,
 }
 
@@ -349,15 +370,25 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     )?;
     let mut skipped = loaded_train.skipped;
     skipped.extend(loaded_valid.skipped);
+    let merged = match &options.reviews {
+        Some(path) => {
+            let reviews = read_reviews(path, &options.rates, &options.limits)?;
+            merge(loaded_train.rows, reviews, options.review_weight)
+        }
+        None => Merged {
+            rows: loaded_train.rows,
+            ..Merged::default()
+        },
+    };
     let load_seconds = started.elapsed().as_secs_f64();
 
     let (train_rows, excluded): (Vec<Row>, Vec<Row>) = if options.holdout.is_active() {
-        loaded_train
+        merged
             .rows
             .into_iter()
             .partition(|r| !options.holdout.holds_out(&r.listing, options.seed))
     } else {
-        (loaded_train.rows, Vec::new())
+        (merged.rows, Vec::new())
     };
     let (valid_rows, unfamiliar_rows): (Vec<Row>, Vec<Row>) = if options.holdout.is_active() {
         loaded_valid
@@ -373,8 +404,11 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             "training rows held out as unfamiliar brands/categories"
         );
     }
-    let (fit_rows, calibration_rows) =
+    let (mut fit_rows, calibration_rows) =
         split_holdout(train_rows, options.calibration_share, options.seed);
+    // Reviewed listings are fitted on, never calibrated or validated on.
+    fit_rows.extend(merged.reviewed);
+    let review_use = options.reviews.is_some().then_some(merged.usage);
     for (what, rows) in [
         ("training", &fit_rows),
         ("calibration", &calibration_rows),
@@ -751,6 +785,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
                 "holdout": options.holdout,
                 "brand_learning": options.brand_learning,
                 "min_known_share": options.min_known_share,
+                "review_weight": review_use.map(|r| r.weight),
             }),
         },
         weights_sha256: String::new(),
@@ -766,6 +801,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
         best_epoch,
         unfamiliar,
         skipped_rows: skipped.len(),
+        reviews: review_use,
         seconds: Timing {
             load: load_seconds,
             featurize: featurize_seconds,

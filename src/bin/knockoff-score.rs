@@ -10,13 +10,14 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use knockoff::batch::ScoreSummary;
 use knockoff::decision::Thresholds;
+use knockoff::eval::audit::{self, file::AuditLabel, Population};
 use knockoff::eval::evaluation::{evaluate, evaluate_by_group, MIN_EVAL_GROUP_ROWS};
 use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MIN_GROUP_ROWS};
 use knockoff::eval::summary::summary_table;
 use knockoff::model::Model;
 use knockoff::registry::RegisteredBrand;
 use knockoff::report::build::report_input;
-use knockoff::report::{headline_sentence, write_report, ReportFormat};
+use knockoff::report::{headline_sentence, write_report, ReportFormat, ReportInput};
 use knockoff::serve::overrides::ThresholdOverrides;
 use knockoff::store::Store;
 use knockoff::telemetry::{self, LogFormat};
@@ -69,6 +70,21 @@ struct Args {
     /// The embedded store whose brand registry scoring uses (created on first start).
     #[arg(long, env = "KNOCKOFF_STORE", default_value = knockoff::store::DEFAULT_STORE)]
     store: PathBuf,
+    /// Draw a stratified random sample of this many scored listings for people to label,
+    /// written to --audit-out (see docs/prevalence.md).
+    #[arg(long, env = "KNOCKOFF_AUDIT_SAMPLE", requires = "audit_out",
+          conflicts_with = "audit_labels", value_parser = clap::value_parser!(u64).range(1..))]
+    audit_sample: Option<u64>,
+    /// CSV file for the audit sample: the input's columns, then `probability`, `stratum`,
+    /// `weight` and an empty `label` (0 genuine, 1 counterfeit) for reviewers to fill.
+    #[arg(long, env = "KNOCKOFF_AUDIT_OUT", requires = "audit_sample")]
+    audit_out: Option<PathBuf>,
+    /// A labelled audit file drawn from this input: its estimate becomes the headline.
+    #[arg(long, env = "KNOCKOFF_AUDIT_LABELS")]
+    audit_labels: Option<PathBuf>,
+    /// Seed of the audit draw: the same input, model and seed draw the same rows.
+    #[arg(long, env = "KNOCKOFF_SEED", default_value_t = 42)]
+    seed: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,6 +104,11 @@ fn main() -> anyhow::Result<()> {
         // Refuse a bad report path before spending time on scoring.
         ReportFormat::from_path(report)?;
     }
+    // Refuse a malformed audit file before spending time on scoring.
+    let audit_labels = match &args.audit_labels {
+        Some(path) => Some(audit::file::read_labels(path)?),
+        None => None,
+    };
     tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
 
     let progress = ProgressBar::new_spinner();
@@ -103,17 +124,61 @@ fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     write_run_summary(&mut out, &summary, seconds, &args.output)?;
     write_evaluation(&mut out, &summary, &model.thresholds())?;
-    let input = report_input(
+    let mut input = report_input(
         &format!("Counterfeit prevalence in {}", args.input.display()),
         &model,
         &summary.scored,
         args.min_group_rows,
     );
+    run_audit(&args, &model, audit_labels.as_deref(), &mut input, &mut out)?;
     writeln!(out, "{}", headline_sentence(&input.prevalence))?;
     writeln!(out, "{}", prevalence_table(&input.prevalence))?;
     if let Some(report) = &args.report {
         write_report(report, &input)?;
         writeln!(out, "wrote {}", report.display())?;
+    }
+    Ok(())
+}
+
+/// Draws the audit sample, or makes a labelled audit the report's headline, when asked.
+fn run_audit(
+    args: &Args,
+    model: &Model,
+    labels: Option<&[AuditLabel]>,
+    input: &mut ReportInput,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if args.audit_sample.is_none() && labels.is_none() {
+        return Ok(());
+    }
+    let population = Population::load(&args.input, &args.output, model.rates(), model.limits())?;
+    if let (Some(n), Some(path)) = (args.audit_sample, &args.audit_out) {
+        let n = usize::try_from(n).context("--audit-sample")?;
+        let draw = audit::draw(&population.probabilities(), &population.ids(), n, args.seed)?;
+        audit::file::write_sample(&args.input, path, &population, &draw.picks)?;
+        writeln!(
+            out,
+            "drew {} of {} listings in {} strata for the audit: {} (fill its label column with 0 or 1)",
+            draw.picks.len(),
+            population.len(),
+            draw.strata.len(),
+            path.display()
+        )?;
+    }
+    if let (Some(labels), Some(path)) = (labels, &args.audit_labels) {
+        let file = path.display().to_string();
+        let report = audit::audit_report(labels, &population, &file, &input.prevalence)?;
+        audit::combine::apply(&mut input.prevalence, &report);
+        writeln!(
+            out,
+            "audit: {} labelled listings, {} not labelled yet",
+            report.labelled, report.unlabelled
+        )?;
+        if let Some(warning) = &report.warning {
+            tracing::warn!(%warning, "audit and model disagree");
+            writeln!(out, "warning: {warning}")?;
+        }
+        input.audit = Some(report);
     }
     Ok(())
 }

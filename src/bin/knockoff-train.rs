@@ -14,7 +14,7 @@ use knockoff::model::artifact::Extras;
 use knockoff::model::network::NetworkConfig;
 use knockoff::report::build::training_report;
 use knockoff::telemetry::{self, LogFormat};
-use knockoff::train::{train, Holdout, TrainOptions};
+use knockoff::train::{train, Holdout, TrainOptions, DEFAULT_REVIEW_WEIGHT};
 use std::fmt::Display;
 use std::io::Write;
 use std::path::PathBuf;
@@ -119,6 +119,13 @@ struct Args {
     /// Share of brands kept out of training for the same check.
     #[arg(long, env = "KNOCKOFF_HOLDOUT_BRAND_SHARE", default_value_t = 0.0, value_parser = in_range(0.0, 1.0))]
     holdout_brand_share: f64,
+    /// Reviewers' decisions to learn from: a JSON Lines export of reviews (README,
+    /// "Learning from reviews"). A review replaces the training row of its id.
+    #[arg(long, env = "KNOCKOFF_REVIEWS")]
+    reviews: Option<PathBuf>,
+    /// Times each reviewed listing is shown per epoch (1 to 100).
+    #[arg(long, env = "KNOCKOFF_REVIEW_WEIGHT", default_value_t = DEFAULT_REVIEW_WEIGHT, value_parser = in_range(1usize, 100))]
+    review_weight: usize,
     #[arg(long, env = "KNOCKOFF_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
@@ -196,6 +203,8 @@ fn train_options(args: &Args) -> anyhow::Result<TrainOptions> {
             categories: args.holdout_categories.clone(),
             brand_share: args.holdout_brand_share,
         },
+        reviews: args.reviews.clone(),
+        review_weight: args.review_weight,
         ..TrainOptions::default()
     })
 }
@@ -239,6 +248,13 @@ fn main() -> anyhow::Result<()> {
             100.0 * u.genuine_blocked_share,
             100.0 * u.genuine_flagged_share,
             u.counterfeit_recall_at_review
+        )?;
+    }
+    if let Some(r) = &outcome.metrics.reviews {
+        writeln!(
+            out,
+            "reviews: {} used ({} added, {} replaced a training label), each shown {} times",
+            r.used, r.added, r.replaced, r.weight
         )?;
     }
     writeln!(

@@ -7,3 +7,4 @@
 pub mod currency;
 pub mod listing;
 pub mod reader;
+pub mod reviews;

@@ -24,6 +24,7 @@
 //! Rank-based metrics sort once (O(n log n)) and then work on the distinct-score
 //! operating points, so they are cheap on a few hundred thousand rows.
 
+pub mod audit;
 pub mod calibration;
 pub mod confusion;
 pub mod evaluation;

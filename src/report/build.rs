@@ -77,6 +77,7 @@ pub fn report_input(
         pr,
         reliability,
         metrics,
+        audit: None,
     }
 }
 

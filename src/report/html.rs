@@ -44,6 +44,9 @@ pub fn render_html(input: &ReportInput) -> Result<String, ReportError> {
     let mut html = String::with_capacity(64 * 1024);
     html.push_str(&page_head(input));
     html.push_str(&summary_section(report));
+    if let Some(audit) = &input.audit {
+        html.push_str(&super::audit::audit_section(audit));
+    }
     html.push_str(&prevalence_charts_section(report)?);
     html.push_str(&scores_section(input)?);
     if input.has_evaluation() {
@@ -229,6 +232,7 @@ h2 { font-size: 1.2rem; margin: 28px 0 8px; }
 .headline { font-size: 1.25rem; font-weight: 600; background: #fff; border-left: 5px solid #1f4e8c;
   padding: 12px 16px; }
 section { margin-bottom: 24px; }
+.warning { background: #fff4e5; border-left: 5px solid #b35c00; padding: 8px 12px; }
 figure { margin: 12px 0; background: #fff; padding: 8px; border: 1px solid #dde1e7; }
 figure svg { max-width: 100%; height: auto; display: block; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }

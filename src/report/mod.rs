@@ -2,6 +2,7 @@
 //! [`build`]), rendered as one self-contained HTML page ([`html`]) or as JSON ([`json`]),
 //! and written whole or not at all ([`write_report`]).
 
+mod audit;
 pub mod build;
 mod charts;
 pub mod html;
@@ -15,6 +16,7 @@ mod testutil;
 use std::path::{Path, PathBuf};
 
 use crate::decision::Thresholds;
+use crate::eval::audit::AuditReport;
 use crate::eval::calibration::ReliabilityBin;
 use crate::eval::evaluation::Evaluation;
 use crate::eval::prevalence::PrevalenceReport;
@@ -115,6 +117,8 @@ pub struct ReportInput {
     /// listings.
     pub reliability: Option<Vec<ReliabilityBin>>,
     pub metrics: Option<KeyFigures>,
+    /// An audited sample's estimate; when given it is already the headline of `prevalence`.
+    pub audit: Option<AuditReport>,
 }
 
 impl ReportInput {
@@ -158,7 +162,7 @@ pub fn write_report(path: impl AsRef<Path>, input: &ReportInput) -> Result<(), R
     let path = path.as_ref();
     let contents = match ReportFormat::from_path(path)? {
         ReportFormat::Html => render_html(input)?,
-        ReportFormat::Json => json::render_json(&input.prevalence)?,
+        ReportFormat::Json => json::render_json(&input.prevalence, input.audit.as_ref())?,
     };
     crate::fsutil::write_atomically(path, contents.as_bytes(), ".knockoff-report-").map_err(
         |source| ReportError::Io {

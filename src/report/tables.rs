@@ -15,7 +15,9 @@ pub(super) fn estimators_table(estimators: &Estimators, headline: Method) -> Str
          <th>95% CI</th></tr></thead>\n<tbody>\n",
     );
     for method in Method::ALL {
-        let i = estimators.get(method);
+        let Some(i) = estimators.get(method) else {
+            continue;
+        };
         let is_headline = method == headline;
         let _ = writeln!(
             html,

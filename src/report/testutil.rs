@@ -101,5 +101,6 @@ pub fn input(labelled: bool) -> ReportInput {
             expected_calibration_error: 0.02,
             brier_score: 0.1,
         }),
+        audit: None,
     }
 }

@@ -140,7 +140,8 @@ pub fn estimate_with(
         pacc: intervals[3],
         em: intervals[4],
     };
-    let headline = estimators.get(method);
+    // `headline_method` names model-based estimators only, which `get` always has.
+    let headline = estimators.get(method).unwrap_or(estimators.em);
     PrevalenceEstimate {
         estimate: headline.estimate,
         ci_low: headline.ci_low,
@@ -341,7 +342,7 @@ mod tests {
         let b = estimate(&probs, &stats);
         assert_eq!(a, b);
         for m in Method::ALL {
-            let i = a.estimators.get(m);
+            let i = a.estimators.get(m).unwrap();
             assert!(
                 i.ci_low <= i.estimate && i.estimate <= i.ci_high,
                 "{m:?} {i:?}"
@@ -369,7 +370,10 @@ mod tests {
         let wide = estimate(&probs, &small);
         let narrow = estimate(&probs, &big);
         for m in [Method::Acc, Method::Pacc, Method::Em] {
-            let (w, n) = (wide.estimators.get(m), narrow.estimators.get(m));
+            let (w, n) = (
+                wide.estimators.get(m).unwrap(),
+                narrow.estimators.get(m).unwrap(),
+            );
             assert!(
                 w.ci_high - w.ci_low > 1.3 * (n.ci_high - n.ci_low),
                 "{m:?}: small validation {w:?} vs large {n:?}"

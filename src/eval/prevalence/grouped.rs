@@ -67,7 +67,8 @@ impl GroupBy {
         }
     }
 
-    fn key(self, row: &ScoredRow) -> &str {
+    /// The group value of a row ([`NONE_GROUP`] when missing or blank).
+    pub fn key(self, row: &ScoredRow) -> &str {
         let value = match self {
             GroupBy::Brand => row.brand.as_deref(),
             GroupBy::Category => row.category.as_deref(),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Method, CONFIDENCE_LEVEL};
 
 /// Two-sided 95% normal quantile, for the Wilson floor on interval width.
-const Z_95: f64 = 1.959_963_984_540_054;
+pub(crate) const Z_95: f64 = 1.959_963_984_540_054;
 
 /// A point estimate with its 95% interval, all as shares in [0, 1].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -28,13 +28,16 @@ pub struct Estimators {
 }
 
 impl Estimators {
-    pub fn get(&self, method: Method) -> Interval {
+    /// The interval of a model-based estimator; `None` for [`Method::Audit`], which needs
+    /// labels and is not computed from scores.
+    pub fn get(&self, method: Method) -> Option<Interval> {
         match method {
-            Method::Cc => self.cc,
-            Method::Pcc => self.pcc,
-            Method::Acc => self.acc,
-            Method::Pacc => self.pacc,
-            Method::Em => self.em,
+            Method::Cc => Some(self.cc),
+            Method::Pcc => Some(self.pcc),
+            Method::Acc => Some(self.acc),
+            Method::Pacc => Some(self.pacc),
+            Method::Em => Some(self.em),
+            Method::Audit => None,
         }
     }
 }
@@ -66,7 +69,12 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 /// Wilson score interval for a share `p` observed on `n` items.
 fn wilson(p: f64, n: u64) -> (f64, f64) {
-    let n = n as f64;
+    wilson_effective(p, n as f64)
+}
+
+/// Wilson score interval for a share `p` on an effective sample size `n` (which a survey
+/// design's variance may make fractional: `p(1 - p) / variance`).
+pub(crate) fn wilson_effective(p: f64, n: f64) -> (f64, f64) {
     let z2 = Z_95 * Z_95;
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;

@@ -16,9 +16,12 @@ pub enum Method {
     Pacc,
     /// EM prior adjustment (Saerens, Latinne & Decaestecker 2002).
     Em,
+    /// Design-based: a labelled stratified random sample (see [`crate::eval::audit`]).
+    Audit,
 }
 
 impl Method {
+    /// The model-based estimators every report computes from scores alone.
     pub const ALL: [Method; 5] = [
         Method::Cc,
         Method::Pcc,
@@ -34,6 +37,7 @@ impl Method {
             Method::Acc => "acc",
             Method::Pacc => "pacc",
             Method::Em => "em",
+            Method::Audit => "audit",
         }
     }
 
@@ -45,6 +49,7 @@ impl Method {
             Method::Acc => "adjusted classify and count",
             Method::Pacc => "probabilistic adjusted classify and count",
             Method::Em => "EM prior adjustment (Saerens et al. 2002)",
+            Method::Audit => "audited sample (stratified estimator over labelled listings)",
         }
     }
 }
@@ -55,7 +60,7 @@ mod tests {
 
     #[test]
     fn json_shows_the_code() {
-        for method in Method::ALL {
+        for method in Method::ALL.into_iter().chain([Method::Audit]) {
             let json = serde_json::to_string(&method).unwrap();
             assert_eq!(json, format!("\"{}\"", method.as_str()));
             assert_eq!(serde_json::from_str::<Method>(&json).unwrap(), method);

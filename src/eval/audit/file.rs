@@ -1,0 +1,228 @@
+//! The audit file: the drawn rows written with every input column plus `probability`,
+//! `stratum`, `weight` and an empty `label` for reviewers, and the labelled file read back,
+//! each bad line refused with its number.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use super::design::Pick;
+use super::{AuditError, Population};
+use crate::data::reader::Format;
+
+/// Columns the audit adds after the input's own (input columns of these names are left out).
+pub const AUDIT_COLUMNS: [&str; 4] = ["probability", "stratum", "weight", "label"];
+
+/// One row of a labelled audit file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditLabel {
+    pub line: u64,
+    pub id: String,
+    pub stratum: usize,
+    pub weight: f64,
+    /// `None` while nobody has labelled the row.
+    pub label: Option<bool>,
+}
+
+fn open(path: &Path) -> Result<(Format, Box<dyn Read>), AuditError> {
+    let (format, gzip) = Format::from_path(path)?;
+    let file = File::open(path).map_err(|e| AuditError::file(path, e))?;
+    let inner: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    Ok((format, inner))
+}
+
+/// The drawn input rows as (column, value) pairs, by id; values as written in the input.
+type RawRecords = HashMap<String, Vec<(String, String)>>;
+
+fn raw_csv(
+    inner: Box<dyn Read>,
+    wanted: &HashSet<&str>,
+    path: &Path,
+) -> Result<RawRecords, AuditError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(inner);
+    let header = reader
+        .headers()
+        .map_err(|e| AuditError::file(path, e))?
+        .clone();
+    let id_column = header
+        .iter()
+        .position(|h| h.trim().eq_ignore_ascii_case("id"));
+    let mut found = RawRecords::new();
+    for record in reader.records() {
+        let Ok(record) = record else { continue };
+        let Some(id) = id_column.and_then(|c| record.get(c)) else {
+            continue;
+        };
+        if wanted.contains(id) {
+            let cells = header.iter().zip(record.iter());
+            found.insert(
+                id.to_string(),
+                cells.map(|(h, v)| (h.to_string(), v.to_string())).collect(),
+            );
+        }
+    }
+    Ok(found)
+}
+
+fn raw_jsonl(inner: Box<dyn Read>, wanted: &HashSet<&str>) -> RawRecords {
+    let mut found = RawRecords::new();
+    for line in BufReader::new(inner).lines().map_while(Result::ok) {
+        let Ok(serde_json::Value::Object(object)) = serde_json::from_str(&line) else {
+            continue;
+        };
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        let Some(id) = object.get("id").map(text) else {
+            continue;
+        };
+        if wanted.contains(id.as_str()) {
+            found.insert(
+                id,
+                object.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+            );
+        }
+    }
+    found
+}
+
+/// Writes the drawn rows (in input order) to a CSV file: the input's columns, then
+/// [`AUDIT_COLUMNS`] with `label` empty.
+pub fn write_sample(
+    input: &Path,
+    out: &Path,
+    population: &Population,
+    picks: &[Pick],
+) -> Result<(), AuditError> {
+    let wanted: HashSet<&str> = picks
+        .iter()
+        .map(|p| population.units[p.row].id.as_str())
+        .collect();
+    let (format, inner) = open(input)?;
+    let records = match format {
+        Format::Csv => raw_csv(inner, &wanted, input)?,
+        Format::JsonLines => raw_jsonl(inner, &wanted),
+    };
+    let is_ours = |c: &str| {
+        AUDIT_COLUMNS
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(c.trim()))
+    };
+    let mut columns: Vec<String> = Vec::new();
+    for cells in records.values() {
+        for (c, _) in cells {
+            if !is_ours(c) && !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    columns.sort_by_key(|c| {
+        records
+            .values()
+            .flat_map(|r| r.iter().position(|(k, _)| k == c))
+            .min()
+    });
+    let mut writer = csv::Writer::from_path(out).map_err(|e| AuditError::file(out, e))?;
+    let header: Vec<&str> = columns
+        .iter()
+        .map(String::as_str)
+        .chain(AUDIT_COLUMNS)
+        .collect();
+    writer
+        .write_record(&header)
+        .map_err(|e| AuditError::file(out, e))?;
+    for pick in picks {
+        let unit = &population.units[pick.row];
+        let cells = records.get(&unit.id);
+        let value = |c: &String| {
+            cells
+                .and_then(|r| r.iter().find(|(k, _)| k == c))
+                .map_or("", |(_, v)| v.as_str())
+                .to_string()
+        };
+        let mut row: Vec<String> = columns.iter().map(value).collect();
+        row.extend([
+            format!("{:.6}", unit.row.probability),
+            pick.stratum.to_string(),
+            format!("{:.6}", pick.weight),
+            String::new(),
+        ]);
+        writer
+            .write_record(&row)
+            .map_err(|e| AuditError::file(out, e))?;
+    }
+    writer.flush().map_err(|e| AuditError::file(out, e))
+}
+
+/// Reads a labelled audit file: `id`, `stratum`, `weight` and `label` (`0`, `1` or empty
+/// for not yet labelled) by header name; other columns are ignored. Refuses with the line:
+/// a missing column, a bad stratum, weight or label, and an id seen before.
+pub fn read_labels(path: &Path) -> Result<Vec<AuditLabel>, AuditError> {
+    let name = path.display().to_string();
+    let (_, inner) = open(path)?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(inner);
+    let header = reader
+        .headers()
+        .map_err(|e| AuditError::file(path, e))?
+        .clone();
+    let column = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case(name))
+            .ok_or_else(|| AuditError::file(path, format!("missing column `{name}`")))
+    };
+    let (id, stratum, weight, label) = (
+        column("id")?,
+        column("stratum")?,
+        column("weight")?,
+        column("label")?,
+    );
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| AuditError::file(path, e))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |i: usize| record.get(i).unwrap_or("").trim();
+        let bad = |field: &str, why: String| {
+            AuditError::row(&name, line, format!("field `{field}`: {why}"))
+        };
+        let row = AuditLabel {
+            line,
+            id: record.get(id).unwrap_or("").to_string(),
+            stratum: cell(stratum).parse().map_err(|_| {
+                bad(
+                    "stratum",
+                    format!("`{}` is not a stratum number", cell(stratum)),
+                )
+            })?,
+            weight: cell(weight)
+                .parse::<f64>()
+                .ok()
+                .filter(|w| w.is_finite() && *w >= 1.0)
+                .ok_or_else(|| {
+                    bad(
+                        "weight",
+                        format!("`{}` is not a weight of at least 1", cell(weight)),
+                    )
+                })?,
+            label: match cell(label) {
+                "" => None,
+                "0" => Some(false),
+                "1" => Some(true),
+                other => return Err(bad("label", format!("`{other}` is not 0, 1 or empty"))),
+            },
+        };
+        if let Some(first) = seen.insert(row.id.clone(), line) {
+            return Err(bad("id", format!("`{}` is also on line {first}", row.id)));
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
