@@ -165,20 +165,41 @@ impl Model {
             .map_err(io(&parent))?;
         let stage = staging.path();
 
-        let weights_path = stage.join(WEIGHTS_FILE);
+        self.config.weights_sha256 = self.write_weights(&stage.join(WEIGHTS_FILE))?;
+        self.write_featurizer(stage)?;
+        if let Some(metrics) = extras.metrics {
+            write_json(&stage.join(METRICS_FILE), metrics)?;
+        }
+        if let Some(html) = extras.report_html {
+            let path = stage.join(REPORT_FILE);
+            std::fs::write(&path, html).map_err(io(&path))?;
+        }
+        // config.json last: its checksum vouches for the weights written above.
+        write_json(&stage.join(CONFIG_FILE), &self.config)?;
+
+        // tempfile creates private (0700/0600) entries; a model is meant to be read by the
+        // serving user too.
+        set_readable(stage)?;
+        let staged = staging.keep();
+        replace_dir(&staged, dir, &parent)
+    }
+
+    /// Writes the embedding table (f16), the MLP and the known-terms bitset to
+    /// `weights_path`; returns the file's SHA-256.
+    fn write_weights(&self, weights_path: &Path) -> Result<String, ArtifactError> {
         let table = Tensor::from_slice(
             self.network
                 .table
                 .as_slice()
                 .ok_or_else(|| ArtifactError::Invalid {
-                    path: weights_path.clone(),
+                    path: weights_path.to_path_buf(),
                     reason: "embedding table is not contiguous".into(),
                 })?,
             self.network.table.dim(),
             &Device::Cpu,
         )
         .and_then(|t| t.to_dtype(DType::F16))
-        .map_err(|e| corrupt(&weights_path, e))?;
+        .map_err(|e| corrupt(weights_path, e))?;
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
         tensors.insert("embedding.weight".into(), table);
         for (name, tensor) in self.network.mlp.tensors() {
@@ -187,14 +208,17 @@ impl Model {
         if let Some(known) = self.featurizer.known_terms() {
             let bytes = known.to_bytes();
             let len = bytes.len();
-            let tensor = Tensor::from_vec(bytes, len, &Device::Cpu)
-                .map_err(|e| corrupt(&weights_path, e))?;
+            let tensor =
+                Tensor::from_vec(bytes, len, &Device::Cpu).map_err(|e| corrupt(weights_path, e))?;
             tensors.insert(KNOWN_TERMS_TENSOR.into(), tensor);
         }
-        candle_core::safetensors::save(&tensors, &weights_path)
-            .map_err(|e| corrupt(&weights_path, e))?;
-        self.config.weights_sha256 = sha256_file(&weights_path)?;
+        candle_core::safetensors::save(&tensors, weights_path)
+            .map_err(|e| corrupt(weights_path, e))?;
+        sha256_file(weights_path)
+    }
 
+    /// Writes what the featurizer learned: tokenizer, usual prices, brands.
+    fn write_featurizer(&self, stage: &Path) -> Result<(), ArtifactError> {
         let tokenizer_path = stage.join(TOKENIZER_FILE);
         self.featurizer
             .tokenizer()
@@ -214,45 +238,6 @@ impl Model {
                 source,
             })?;
         std::fs::write(&brands_path, brands).map_err(io(&brands_path))?;
-        if let Some(metrics) = extras.metrics {
-            write_json(&stage.join(METRICS_FILE), metrics)?;
-        }
-        if let Some(html) = extras.report_html {
-            let path = stage.join(REPORT_FILE);
-            std::fs::write(&path, html).map_err(io(&path))?;
-        }
-        // config.json last: its checksum vouches for the weights written above.
-        write_json(&stage.join(CONFIG_FILE), &self.config)?;
-
-        // tempfile creates private (0700/0600) entries; a model is meant to be read by the
-        // serving user too.
-        set_readable(stage)?;
-        let staged = staging.keep();
-        let backup = parent.join(format!(
-            ".knockoff-old-{}-{}",
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        let had_old = dir.exists();
-        if had_old {
-            std::fs::rename(dir, &backup).map_err(io(dir))?;
-        }
-        if let Err(source) = std::fs::rename(&staged, dir) {
-            if had_old {
-                // Put the previous model back so the target still holds a good one.
-                let _ = std::fs::rename(&backup, dir);
-            }
-            let _ = std::fs::remove_dir_all(&staged);
-            return Err(ArtifactError::Io {
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-        if had_old {
-            std::fs::remove_dir_all(&backup).map_err(io(&backup))?;
-        }
         Ok(())
     }
 
@@ -264,140 +249,10 @@ impl Model {
                 path: dir.to_path_buf(),
             });
         }
-        let config_path = dir.join(CONFIG_FILE);
-        // Read the version first so an old or future layout gets a version error, not a
-        // confusing field error.
-        let raw: serde_json::Value = read_json(&config_path)?;
-        let found = raw
-            .get("format_version")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0) as u32;
-        if found != FORMAT_VERSION {
-            return Err(ArtifactError::FormatVersion {
-                path: config_path,
-                found,
-            });
-        }
-        let config: ModelConfig =
-            serde_json::from_value(raw).map_err(|source| ArtifactError::Json {
-                path: config_path.clone(),
-                source,
-            })?;
-
-        let weights_path = dir.join(WEIGHTS_FILE);
-        if !weights_path.is_file() {
-            return Err(ArtifactError::MissingFile { path: weights_path });
-        }
-        let digest = sha256_file(&weights_path)?;
-        if digest != config.weights_sha256 {
-            return Err(corrupt(
-                &weights_path,
-                format!(
-                    "checksum {digest} does not match config.json ({})",
-                    config.weights_sha256
-                ),
-            ));
-        }
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-            .map_err(|e| corrupt(&weights_path, e))?;
-        let net = &config.network;
-        let expect = |name: &str, shape: &[usize]| -> Result<Tensor, ArtifactError> {
-            let t = tensors
-                .get(name)
-                .ok_or_else(|| corrupt(&weights_path, format!("tensor `{name}` is missing")))?;
-            if t.dims() != shape {
-                return Err(ArtifactError::Shape {
-                    path: weights_path.clone(),
-                    name: name.into(),
-                    found: t.dims().to_vec(),
-                    expected: shape.to_vec(),
-                });
-            }
-            t.to_dtype(DType::F32)
-                .map_err(|e| corrupt(&weights_path, e))
-        };
-        let buckets = config.features.buckets as usize;
-        let table = expect("embedding.weight", &[buckets, net.embedding_dim])?;
-        let mlp = Mlp::from_tensors(
-            expect("hidden.weight", &[net.hidden, net.input_dim()])?,
-            expect("hidden.bias", &[net.hidden])?,
-            expect("output.weight", &[1, net.hidden])?,
-            expect("output.bias", &[1])?,
-        )
-        .map_err(|e| corrupt(&weights_path, e))?;
-        let table_values = table
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|e| corrupt(&weights_path, e))?;
-        let table = Array2::from_shape_vec((buckets, net.embedding_dim), table_values)
-            .map_err(|e| corrupt(&weights_path, e))?;
-
-        let expected: Vec<String> = DENSE_FEATURES.iter().map(|s| s.to_string()).collect();
-        if config.dense_features != expected {
-            return Err(ArtifactError::Invalid {
-                path: config_path,
-                reason: format!(
-                    "model was trained with price features {:?}; this knockoff computes {:?}: retrain",
-                    config.dense_features, expected
-                ),
-            });
-        }
-        let scaler: &DenseScaler = &config.dense_scaler;
-        if scaler.mean.len() != DENSE_LEN || scaler.scale.len() != DENSE_LEN {
-            return Err(ArtifactError::Invalid {
-                path: config_path,
-                reason: format!("dense_scaler must have {DENSE_LEN} entries"),
-            });
-        }
-
-        let tokenizer_path = dir.join(TOKENIZER_FILE);
-        if !tokenizer_path.is_file() {
-            return Err(ArtifactError::MissingFile {
-                path: tokenizer_path,
-            });
-        }
-        let tokenizer =
-            Featurizer::load_tokenizer(&tokenizer_path).map_err(|e| ArtifactError::Invalid {
-                path: tokenizer_path.clone(),
-                reason: e.to_string(),
-            })?;
-        let known_terms = match (
-            config.features.known_term_min_listings,
-            tensors.get(KNOWN_TERMS_TENSOR),
-        ) {
-            (0, None) => None,
-            (0, Some(_)) => {
-                return Err(corrupt(
-                    &weights_path,
-                    format!("tensor `{KNOWN_TERMS_TENSOR}` is present but config.json keeps every term (known_term_min_listings 0)"),
-                ))
-            }
-            (_, None) => {
-                return Err(corrupt(
-                    &weights_path,
-                    format!("tensor `{KNOWN_TERMS_TENSOR}` is missing"),
-                ))
-            }
-            (_, Some(t)) => {
-                if t.dtype() != DType::U8 {
-                    return Err(corrupt(
-                        &weights_path,
-                        format!("tensor `{KNOWN_TERMS_TENSOR}` is {:?}, expected U8", t.dtype()),
-                    ));
-                }
-                if t.dims() != [KnownTerms::BYTES] {
-                    return Err(ArtifactError::Shape {
-                        path: weights_path.clone(),
-                        name: KNOWN_TERMS_TENSOR.into(),
-                        found: t.dims().to_vec(),
-                        expected: vec![KnownTerms::BYTES],
-                    });
-                }
-                let bytes = t.to_vec1::<u8>().map_err(|e| corrupt(&weights_path, e))?;
-                let known = KnownTerms::from_bytes(&bytes).map_err(|e| corrupt(&weights_path, e))?;
-                Some(Arc::new(known))
-            }
-        };
+        let (config, config_path) = read_config(dir)?;
+        check_dense_features(&config, &config_path)?;
+        let weights = read_weights(&dir.join(WEIGHTS_FILE), &config)?;
+        let tokenizer = read_tokenizer(&dir.join(TOKENIZER_FILE))?;
         let references: ReferencePrices = read_json(&dir.join(REFERENCE_FILE))?;
         let brands = read_brands(&dir.join(BRANDS_FILE))?;
         let featurizer = Featurizer::new(config.features.clone(), tokenizer, references)
@@ -405,14 +260,14 @@ impl Model {
                 path: config_path.clone(),
                 reason: e.to_string(),
             })?
-            .with_known_terms(known_terms)
+            .with_known_terms(weights.known_terms)
             .with_brands(Arc::new(brands));
         let model = Model {
             network: Network {
                 config: config.network,
-                table,
+                table: weights.table,
                 scaler: config.dense_scaler.clone(),
-                mlp,
+                mlp: weights.mlp,
             },
             featurizer,
             config,
@@ -440,4 +295,210 @@ impl Model {
             _ => Err("model produces a non-finite score (corrupt weights?)".into()),
         }
     }
+}
+
+/// Reads `config.json`, checking its format version before any field (an old or future
+/// layout gets a version error, not a confusing field error).
+fn read_config(dir: &Path) -> Result<(ModelConfig, PathBuf), ArtifactError> {
+    let config_path = dir.join(CONFIG_FILE);
+    // Read the version first so an old or future layout gets a version error, not a
+    // confusing field error.
+    let raw: serde_json::Value = read_json(&config_path)?;
+    let found = raw
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
+    if found != FORMAT_VERSION {
+        return Err(ArtifactError::FormatVersion {
+            path: config_path,
+            found,
+        });
+    }
+    let config: ModelConfig =
+        serde_json::from_value(raw).map_err(|source| ArtifactError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+
+    Ok((config, config_path))
+}
+
+/// The dense features the model was trained with must be the ones this build computes.
+fn check_dense_features(config: &ModelConfig, config_path: &Path) -> Result<(), ArtifactError> {
+    let expected: Vec<String> = DENSE_FEATURES.iter().map(|s| s.to_string()).collect();
+    if config.dense_features != expected {
+        return Err(ArtifactError::Invalid {
+            path: config_path.to_path_buf(),
+            reason: format!(
+                "model was trained with price features {:?}; this knockoff computes {:?}: retrain",
+                config.dense_features, expected
+            ),
+        });
+    }
+    let scaler: &DenseScaler = &config.dense_scaler;
+    if scaler.mean.len() != DENSE_LEN || scaler.scale.len() != DENSE_LEN {
+        return Err(ArtifactError::Invalid {
+            path: config_path.to_path_buf(),
+            reason: format!("dense_scaler must have {DENSE_LEN} entries"),
+        });
+    }
+
+    Ok(())
+}
+
+/// The network's tensors and the known-terms bitset, read from the weights file.
+struct Weights {
+    table: Array2<f32>,
+    mlp: Mlp,
+    known_terms: Option<Arc<KnownTerms>>,
+}
+
+/// Reads the weights file: checksum against `config.json`, every tensor's shape.
+fn read_weights(weights_path: &Path, config: &ModelConfig) -> Result<Weights, ArtifactError> {
+    if !weights_path.is_file() {
+        return Err(ArtifactError::MissingFile {
+            path: weights_path.to_path_buf(),
+        });
+    }
+    let digest = sha256_file(weights_path)?;
+    if digest != config.weights_sha256 {
+        return Err(corrupt(
+            weights_path,
+            format!(
+                "checksum {digest} does not match config.json ({})",
+                config.weights_sha256
+            ),
+        ));
+    }
+    let tensors = candle_core::safetensors::load(weights_path, &Device::Cpu)
+        .map_err(|e| corrupt(weights_path, e))?;
+    let net = &config.network;
+    let expect = |name: &str, shape: &[usize]| -> Result<Tensor, ArtifactError> {
+        let t = tensors
+            .get(name)
+            .ok_or_else(|| corrupt(weights_path, format!("tensor `{name}` is missing")))?;
+        if t.dims() != shape {
+            return Err(ArtifactError::Shape {
+                path: weights_path.to_path_buf(),
+                name: name.into(),
+                found: t.dims().to_vec(),
+                expected: shape.to_vec(),
+            });
+        }
+        t.to_dtype(DType::F32).map_err(|e| corrupt(weights_path, e))
+    };
+    let buckets = config.features.buckets as usize;
+    let table = expect("embedding.weight", &[buckets, net.embedding_dim])?;
+    let mlp = Mlp::from_tensors(
+        expect("hidden.weight", &[net.hidden, net.input_dim()])?,
+        expect("hidden.bias", &[net.hidden])?,
+        expect("output.weight", &[1, net.hidden])?,
+        expect("output.bias", &[1])?,
+    )
+    .map_err(|e| corrupt(weights_path, e))?;
+    let table_values = table
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| corrupt(weights_path, e))?;
+    let table = Array2::from_shape_vec((buckets, net.embedding_dim), table_values)
+        .map_err(|e| corrupt(weights_path, e))?;
+
+    let known_terms = read_known_terms(weights_path, config, &tensors)?;
+    Ok(Weights {
+        table,
+        mlp,
+        known_terms,
+    })
+}
+
+/// The known-terms bitset: present exactly when `config.json` filters terms.
+fn read_known_terms(
+    weights_path: &Path,
+    config: &ModelConfig,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<Option<Arc<KnownTerms>>, ArtifactError> {
+    let known_terms = match (
+        config.features.known_term_min_listings,
+        tensors.get(KNOWN_TERMS_TENSOR),
+    ) {
+        (0, None) => None,
+        (0, Some(_)) => {
+            return Err(corrupt(
+                weights_path,
+                format!("tensor `{KNOWN_TERMS_TENSOR}` is present but config.json keeps every term (known_term_min_listings 0)"),
+            ))
+        }
+        (_, None) => {
+            return Err(corrupt(
+                weights_path,
+                format!("tensor `{KNOWN_TERMS_TENSOR}` is missing"),
+            ))
+        }
+        (_, Some(t)) => {
+            if t.dtype() != DType::U8 {
+                return Err(corrupt(
+                    weights_path,
+                    format!("tensor `{KNOWN_TERMS_TENSOR}` is {:?}, expected U8", t.dtype()),
+                ));
+            }
+            if t.dims() != [KnownTerms::BYTES] {
+                return Err(ArtifactError::Shape {
+                    path: weights_path.to_path_buf(),
+                    name: KNOWN_TERMS_TENSOR.into(),
+                    found: t.dims().to_vec(),
+                    expected: vec![KnownTerms::BYTES],
+                });
+            }
+            let bytes = t.to_vec1::<u8>().map_err(|e| corrupt(weights_path, e))?;
+            let known = KnownTerms::from_bytes(&bytes).map_err(|e| corrupt(weights_path, e))?;
+            Some(Arc::new(known))
+        }
+    };
+    Ok(known_terms)
+}
+
+/// Reads the tokenizer file the model was trained with.
+fn read_tokenizer(tokenizer_path: &Path) -> Result<tokenizers::Tokenizer, ArtifactError> {
+    if !tokenizer_path.is_file() {
+        return Err(ArtifactError::MissingFile {
+            path: tokenizer_path.to_path_buf(),
+        });
+    }
+    let tokenizer =
+        Featurizer::load_tokenizer(tokenizer_path).map_err(|e| ArtifactError::Invalid {
+            path: tokenizer_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(tokenizer)
+}
+
+/// Moves the staged model directory `staged` to `dir` (in `parent`), keeping the previous
+/// model aside until the new one is in place, and putting it back if the move fails.
+fn replace_dir(staged: &Path, dir: &Path, parent: &Path) -> Result<(), ArtifactError> {
+    let backup = parent.join(format!(
+        ".knockoff-old-{}-{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let had_old = dir.exists();
+    if had_old {
+        std::fs::rename(dir, &backup).map_err(io(dir))?;
+    }
+    if let Err(source) = std::fs::rename(staged, dir) {
+        if had_old {
+            // Put the previous model back so the target still holds a good one.
+            let _ = std::fs::rename(&backup, dir);
+        }
+        let _ = std::fs::remove_dir_all(staged);
+        return Err(ArtifactError::Io {
+            path: dir.to_path_buf(),
+            source,
+        });
+    }
+    if had_old {
+        std::fs::remove_dir_all(&backup).map_err(io(&backup))?;
+    }
+    Ok(())
 }
