@@ -6,7 +6,7 @@ use crate::brand::{BrandExample, BrandIndex, BrandLearning};
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{FieldLimits, Listing};
 use crate::data::reader::{load_rows, LoadError, Row, RowError};
-use crate::data::reviews::{merge, read_reviews, Merged, ReviewUse};
+use crate::data::reviews::{merge, Merged, ReviewUse};
 use crate::decision::{Decision, EvidenceRule, Thresholds};
 use crate::eval::calibration::PlattCalibration;
 use crate::eval::evaluation::{self, Evaluation};
@@ -21,6 +21,7 @@ use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::operating::{OperatingStats, Targets};
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
+use crate::store::reviews::load_reviews;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::ProgressBar;
@@ -127,7 +128,8 @@ pub struct TrainOptions {
     pub brand_learning: BrandLearning,
     /// Below this share of known terms a listing is never blocked.
     pub min_known_share: f32,
-    /// Reviewers' decisions (JSON Lines export) to learn from: see [`crate::data::reviews`].
+    /// Reviewers' decisions to learn from: a JSON Lines export or the store file itself
+    /// (see [`crate::data::reviews`], [`crate::store::reviews::load_reviews`]).
     #[serde(default)]
     pub reviews: Option<PathBuf>,
     /// Times each reviewed listing is shown per epoch.
@@ -372,7 +374,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     skipped.extend(loaded_valid.skipped);
     let merged = match &options.reviews {
         Some(path) => {
-            let reviews = read_reviews(path, &options.rates, &options.limits)?;
+            let reviews = load_reviews(path, &options.rates, &options.limits)?;
             merge(loaded_train.rows, reviews, options.review_weight)
         }
         None => Merged {
