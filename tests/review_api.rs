@@ -24,7 +24,8 @@ const ADMIN: &str = "admin-token-0123456789abc";
 fn app(reviewer: bool, admin: bool) -> (axum::Router, AppState, tempfile::TempDir) {
     let dir = common::tiny_model_dir();
     let mut config = ServerConfig::new(dir.path());
-    config.reviewer_token = reviewer.then(|| BearerToken::for_flag("reviewer-token", REVIEWER).unwrap());
+    config.reviewer_token =
+        reviewer.then(|| BearerToken::for_flag("reviewer-token", REVIEWER).unwrap());
     config.admin_token = admin.then(|| BearerToken::new(ADMIN).unwrap());
     let state = AppState::new(config, common::all_review_model()).unwrap();
     (router(state.clone()), state, dir)
@@ -58,7 +59,19 @@ async fn call(
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, content_type, String::from_utf8(bytes.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+/// `GET /v1/reviews{query}` with the reviewer token: the export's text.
+async fn export(app: &axum::Router, query: &str) -> String {
+    let path = format!("/v1/reviews{query}");
+    let (status, _, text) = call(app, Method::GET, &path, Some(REVIEWER), &Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text
 }
 
 async fn json_call(
@@ -75,7 +88,11 @@ async fn json_call(
 /// Asserts a 422 naming `field`; nothing else about the message.
 async fn refused(app: &axum::Router, method: Method, path: &str, body: &Value, field: &str) {
     let (status, answer) = json_call(app, method, path, body).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path} {body}: {answer}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{path} {body}: {answer}"
+    );
     assert_eq!(answer["field"], field, "{path} {body}: {answer}");
 }
 
@@ -114,12 +131,24 @@ async fn review_routes_need_the_reviewer_or_admin_token() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
     }
     for token in [REVIEWER, ADMIN] {
-        let (status, _, text) =
-            call(&both, Method::GET, "/v1/review-queue", Some(token), &Value::Null).await;
+        let (status, _, text) = call(
+            &both,
+            Method::GET,
+            "/v1/review-queue",
+            Some(token),
+            &Value::Null,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{text}");
     }
-    let (status, _, _) =
-        call(&admin_only, Method::GET, "/v1/reviews", Some(ADMIN), &Value::Null).await;
+    let (status, _, _) = call(
+        &admin_only,
+        Method::GET,
+        "/v1/reviews",
+        Some(ADMIN),
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -132,7 +161,13 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
         listing("c", "Rolex Daytona AAA replica", 80.0),
         json!({"title": "Rolex watch box only", "price": 20, "currency": "USD"}),
     ];
-    let (status, scored) = json_call(&app, Method::POST, "/v1/score", &json!({"listings": listings})).await;
+    let (status, scored) = json_call(
+        &app,
+        Method::POST,
+        "/v1/score",
+        &json!({"listings": listings}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{scored}");
     let infer = json!({"inputs": [
         {"name": "title", "shape": [1], "datatype": "BYTES", "data": ["Rolex GMT clone"]},
@@ -144,7 +179,11 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
     let (status, queue) = json_call(&app, Method::GET, "/v1/review-queue", &Value::Null).await;
     assert_eq!(status, StatusCode::OK, "{queue}");
     let entries = queue["entries"].as_array().unwrap();
-    assert_eq!((entries.len(), queue["queued"].as_u64()), (5, Some(5)), "{queue}");
+    assert_eq!(
+        (entries.len(), queue["queued"].as_u64()),
+        (5, Some(5)),
+        "{queue}"
+    );
     let block = f64::from(state.core().current_model().model.thresholds().block);
     let distance = |p: f64| ((p / (1.0 - p)).ln() - (block / (1.0 - block)).ln()).abs();
     let distances: Vec<f64> = entries
@@ -155,7 +194,10 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
         distances.windows(2).all(|w| w[0] <= w[1] + 1e-6),
         "closest to the block threshold first: {distances:?}"
     );
-    let a = entries.iter().find(|e| e["id"] == "a").expect("a is queued");
+    let a = entries
+        .iter()
+        .find(|e| e["id"] == "a")
+        .expect("a is queued");
     assert_eq!(a["decision"], "review");
     assert_eq!(a["listing"]["title"], "Rolex Submariner 1:1 super clone");
     assert_eq!(a["model"]["name"], "tiny");
@@ -182,7 +224,10 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
     ]});
     let (status, stored) = json_call(&app, Method::POST, "/v1/reviews", &reviews).await;
     assert_eq!(status, StatusCode::CREATED, "{stored}");
-    assert_eq!(stored, json!({"stored": 3, "left_queue": 2, "scored_now": 1}));
+    assert_eq!(
+        stored,
+        json!({"stored": 3, "left_queue": 2, "scored_now": 1})
+    );
     let (_, queue) = json_call(&app, Method::GET, "/v1/review-queue", &Value::Null).await;
     let left: Vec<&str> = queue["entries"]
         .as_array()
@@ -207,24 +252,36 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
     assert_eq!(status, StatusCode::CREATED, "{stored}");
     assert_eq!(stored["left_queue"], 0);
 
-    let (status, content_type, export) =
-        call(&app, Method::GET, "/v1/reviews", Some(REVIEWER), &Value::Null).await;
+    let (status, content_type, exported) = call(
+        &app,
+        Method::GET,
+        "/v1/reviews",
+        Some(REVIEWER),
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(content_type, "application/x-ndjson");
-    let lines: Vec<Value> = export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 4, "{export}");
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{exported}");
     assert_eq!(lines[0]["id"], "a");
     assert_eq!(lines[0]["note"], "fake box");
     assert_eq!(lines[0]["probability"], a["probability"]);
     assert_eq!(lines[0]["model_version"], a["model"]["version"]);
     assert_eq!(lines[1]["title"], "Rolex Datejust 41 with papers");
     assert_eq!(lines[2]["id"], "new-1");
-    assert!(lines[2]["probability"].as_f64().is_some(), "scored when reviewed");
+    assert!(
+        lines[2]["probability"].as_f64().is_some(),
+        "scored when reviewed"
+    );
 
     // The export is what `knockoff-train --reviews` reads, unchanged.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.jsonl");
-    std::fs::write(&path, &export).unwrap();
+    std::fs::write(&path, &exported).unwrap();
     let reviewed = read_reviews(&path, &CurrencyRates::default(), &FieldLimits::default()).unwrap();
     let summary: Vec<(&str, bool)> = reviewed
         .iter()
@@ -233,26 +290,10 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
     assert_eq!(summary, [("a", false), ("b", false), ("new-1", true)]);
 
     // `since` and `limit` narrow it.
-    let (_, _, one) = call(&app, Method::GET, "/v1/reviews?limit=1", Some(REVIEWER), &Value::Null).await;
-    assert_eq!(one.lines().count(), 1);
-    let (_, _, none) = call(
-        &app,
-        Method::GET,
-        "/v1/reviews?since=2999-01-01T00:00:00Z",
-        Some(REVIEWER),
-        &Value::Null,
-    )
-    .await;
-    assert_eq!(none, "");
-    let (_, _, all) = call(
-        &app,
-        Method::GET,
-        "/v1/reviews?since=2000-01-01T00:00:00%2B02:00",
-        Some(REVIEWER),
-        &Value::Null,
-    )
-    .await;
-    assert_eq!(all, export);
+    assert_eq!(export(&app, "?limit=1").await.lines().count(), 1);
+    assert_eq!(export(&app, "?since=2999-01-01T00:00:00Z").await, "");
+    let all = export(&app, "?since=2000-01-01T00:00:00%2B02:00").await;
+    assert_eq!(all, exported);
     let metrics = state.metrics().render();
     assert!(
         metrics.contains("knockoff_reviews_total{label=\"counterfeit\"} 2"),
@@ -263,33 +304,78 @@ async fn queue_then_reviews_then_an_export_that_training_reads() {
 #[tokio::test]
 async fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
     let (app, _, _dir) = app(true, false);
-    json_call(&app, Method::POST, "/v1/score", &listing("q", "Rolex clone", 50.0)).await;
+    json_call(
+        &app,
+        Method::POST,
+        "/v1/score",
+        &listing("q", "Rolex clone", 50.0),
+    )
+    .await;
     let good = json!({"id": "q", "label": "genuine", "reviewer": "kim"});
     let post = |body: Value, field: &'static str| {
         let app = app.clone();
         async move { refused(&app, Method::POST, "/v1/reviews", &body, field).await }
     };
-    post(json!({"reviews": [good, {"id": "unseen", "label": "genuine", "reviewer": "kim"}]}), "reviews[1].listing").await;
-    post(json!({"reviews": [good, {"id": "q", "label": "fake", "reviewer": "kim"}]}), "reviews[1].label").await;
+    post(
+        json!({"reviews": [good, {"id": "unseen", "label": "genuine", "reviewer": "kim"}]}),
+        "reviews[1].listing",
+    )
+    .await;
+    post(
+        json!({"reviews": [good, {"id": "q", "label": "fake", "reviewer": "kim"}]}),
+        "reviews[1].label",
+    )
+    .await;
     post(json!({"id": "q", "label": "genuine"}), "reviewer").await;
-    post(json!({"id": "q", "label": "genuine", "reviewer": "  "}), "reviewer").await;
-    post(json!({"id": "", "label": "genuine", "reviewer": "kim"}), "id").await;
-    post(json!({"id": "q", "label": "genuine", "reviewer": "kim", "extra": 1}), "extra").await;
-    post(json!({"id": "q", "label": "genuine", "reviewer": "kim", "note": "x".repeat(5001)}), "note").await;
-    post(json!({"reviews": [good, {"id": "z", "label": "genuine", "reviewer": "kim",
-        "listing": {"title": "watch", "price": -3, "currency": "USD"}}]}), "reviews[1].listing.price").await;
-    post(json!({"reviews": [{"id": "z", "label": "genuine", "reviewer": "kim",
-        "listing": {"title": "   "}}]}), "reviews[0].listing.title").await;
-    post(json!({"reviews": [{"id": "z", "label": "genuine", "reviewer": "kim",
-        "listing": {"id": "other", "title": "watch"}}]}), "reviews[0].listing.id").await;
+    post(
+        json!({"id": "q", "label": "genuine", "reviewer": "  "}),
+        "reviewer",
+    )
+    .await;
+    post(
+        json!({"id": "", "label": "genuine", "reviewer": "kim"}),
+        "id",
+    )
+    .await;
+    post(
+        json!({"id": "q", "label": "genuine", "reviewer": "kim", "extra": 1}),
+        "extra",
+    )
+    .await;
+    post(
+        json!({"id": "q", "label": "genuine", "reviewer": "kim", "note": "x".repeat(5001)}),
+        "note",
+    )
+    .await;
+    post(
+        json!({"reviews": [good, {"id": "z", "label": "genuine", "reviewer": "kim",
+        "listing": {"title": "watch", "price": -3, "currency": "USD"}}]}),
+        "reviews[1].listing.price",
+    )
+    .await;
+    post(
+        json!({"reviews": [{"id": "z", "label": "genuine", "reviewer": "kim",
+        "listing": {"title": "   "}}]}),
+        "reviews[0].listing.title",
+    )
+    .await;
+    post(
+        json!({"reviews": [{"id": "z", "label": "genuine", "reviewer": "kim",
+        "listing": {"id": "other", "title": "watch"}}]}),
+        "reviews[0].listing.id",
+    )
+    .await;
     post(json!({"reviews": []}), "reviews").await;
     post(json!({"reviews": {"id": "q"}}), "reviews").await;
     post(json!({"reviews": [7]}), "reviews[0]").await;
     post(json!({"reviews": [good], "more": []}), "more").await;
-    let (status, _, text) = call(&app, Method::POST, "/v1/reviews", Some(REVIEWER), &json!("[")).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
-    let (status, _, _) = call(&app, Method::POST, "/v1/reviews", Some(REVIEWER), &Value::Null).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for (body, status) in [
+        (json!("["), StatusCode::UNPROCESSABLE_ENTITY),
+        (Value::Null, StatusCode::BAD_REQUEST),
+    ] {
+        let answer = call(&app, Method::POST, "/v1/reviews", Some(REVIEWER), &body).await;
+        assert_eq!(answer.0, status, "{body}: {}", answer.2);
+    }
     for (path, field) in [
         ("/v1/review-queue?limit=0", "limit"),
         ("/v1/review-queue?limit=1001", "limit"),
@@ -302,8 +388,7 @@ async fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
         refused(&app, Method::GET, path, &Value::Null, field).await;
     }
     // Every refused batch left nothing behind; the queue still holds `q`.
-    let (_, _, export) = call(&app, Method::GET, "/v1/reviews", Some(REVIEWER), &Value::Null).await;
-    assert_eq!(export, "");
+    assert_eq!(export(&app, "").await, "");
     let (_, queue) = json_call(&app, Method::GET, "/v1/review-queue", &Value::Null).await;
     assert_eq!(queue["queued"], 1);
 }
@@ -321,12 +406,22 @@ fn acknowledged_reviews_survive_kill_9_and_train_from_the_store() {
     let mut server = start(model.path(), &args, &env);
     server.wait_ready();
     let listings: Vec<Value> = (0..20)
-        .map(|i| listing(&format!("k{i}"), &format!("Rolex Submariner clone no {i}"), 40.0 + f64::from(i)))
+        .map(|i| {
+            listing(
+                &format!("k{i}"),
+                &format!("Rolex Submariner clone no {i}"),
+                40.0 + f64::from(i),
+            )
+        })
         .collect();
     let (status, _) = server.post("/v1/score", &json!({"listings": listings}));
     assert_eq!(status, 200);
     let (status, queue) = server.call("GET", "/v1/review-queue?limit=1000", Some(REVIEWER), "");
-    assert_eq!((status, queue["queued"].as_u64()), (200, Some(20)), "{queue}");
+    assert_eq!(
+        (status, queue["queued"].as_u64()),
+        (200, Some(20)),
+        "{queue}"
+    );
     let mut acknowledged = 0;
     for chunk in listings.chunks(5) {
         let reviews: Vec<Value> = chunk

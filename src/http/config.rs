@@ -451,7 +451,10 @@ mod tests {
     fn reviewer_token_and_queue_bound() {
         let config = parse(&["--reviewer-token", "r3viewer-r3viewer-1"]).unwrap();
         assert!(!format!("{config:?}").contains("r3viewer"));
-        assert!(config.reviewer_token.unwrap().matches("r3viewer-r3viewer-1"));
+        assert!(config
+            .reviewer_token
+            .unwrap()
+            .matches("r3viewer-r3viewer-1"));
         assert_eq!(config.review_queue_max, DEFAULT_REVIEW_QUEUE_MAX);
         let error = parse(&["--reviewer-token", "short"]).unwrap_err();
         assert_eq!(

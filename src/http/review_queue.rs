@@ -227,7 +227,10 @@ mod tests {
         for i in 0..CHANNEL_CAPACITY + MAX_WRITE + extra {
             recorder.push(entry(&format!("l{i}")));
         }
-        assert!(started.elapsed() < Duration::from_secs(2), "pushing never waits");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "pushing never waits"
+        );
         blocker.execute_batch("COMMIT").unwrap();
         recorder.flush().await;
         let queued = store.review_queue_len().unwrap();

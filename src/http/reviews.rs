@@ -113,7 +113,7 @@ pub struct ReviewBatch {
 #[serde(untagged)]
 pub enum ReviewsRequest {
     Batch(ReviewBatch),
-    One(ReviewInput),
+    One(Box<ReviewInput>),
 }
 
 /// The answer of `POST /v1/reviews`.
@@ -401,10 +401,7 @@ fn check(
                 _ => raw.id = Some(RawId::Text(id.clone())),
             }
             let listing_prefix = join(&prefix, "listing");
-            ScoringCore::validate(model, vec![raw], |_, field| {
-                join(&listing_prefix, field)
-            })?
-            .pop()
+            ScoringCore::validate(model, vec![raw], |_, field| join(&listing_prefix, field))?.pop()
         }
     };
     Ok(Pending {
@@ -449,7 +446,9 @@ pub async fn export_reviews(
                 .map_err(|e| {
                     ServerError::invalid(
                         "since",
-                        format!("since: must be an RFC 3339 time such as 2026-01-02T10:00:00Z ({e})"),
+                        format!(
+                            "since: must be an RFC 3339 time such as 2026-01-02T10:00:00Z ({e})"
+                        ),
                     )
                 })?,
         ),
@@ -471,31 +470,32 @@ pub async fn export_reviews(
     // The first page is read before answering, so a failing store is a 500, not a cut body.
     let first = page(0, limit).await?;
     // Each step sends one page; the next is read after it, until a short page or the limit.
-    let stream = futures_util::stream::unfold((ExportStep::Page(first), limit), move |(next, left)| {
-        let page = page.clone();
-        async move {
-            let rows = match next {
-                ExportStep::Done => return None,
-                ExportStep::Page(rows) => rows,
-                ExportStep::After(last) => match page(last, left).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::error!(error = %e, "review export failed part-way");
-                        return Some((Err(e), (ExportStep::Done, 0)));
-                    }
-                },
-            };
-            let (bytes, last) = lines(&rows)?;
-            let full = rows.len() == left.min(EXPORT_PAGE);
-            let left = left - rows.len();
-            let next = if full && left > 0 {
-                ExportStep::After(last)
-            } else {
-                ExportStep::Done
-            };
-            Some((Ok::<Bytes, StoreError>(bytes), (next, left)))
-        }
-    });
+    let stream =
+        futures_util::stream::unfold((ExportStep::Page(first), limit), move |(next, left)| {
+            let page = page.clone();
+            async move {
+                let rows = match next {
+                    ExportStep::Done => return None,
+                    ExportStep::Page(rows) => rows,
+                    ExportStep::After(last) => match page(last, left).await {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            tracing::error!(error = %e, "review export failed part-way");
+                            return Some((Err(e), (ExportStep::Done, 0)));
+                        }
+                    },
+                };
+                let (bytes, last) = lines(&rows)?;
+                let full = rows.len() == left.min(EXPORT_PAGE);
+                let left = left - rows.len();
+                let next = if full && left > 0 {
+                    ExportStep::After(last)
+                } else {
+                    ExportStep::Done
+                };
+                Some((Ok::<Bytes, StoreError>(bytes), (next, left)))
+            }
+        });
     Ok(([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(stream)).into_response())
 }
 
@@ -537,7 +537,10 @@ fn query_params(
 }
 
 /// The `limit` parameter, a whole number from 1 (to `max`, when given).
-fn limit(params: &HashMap<String, String>, max: Option<usize>) -> Result<Option<usize>, ServerError> {
+fn limit(
+    params: &HashMap<String, String>,
+    max: Option<usize>,
+) -> Result<Option<usize>, ServerError> {
     let Some(text) = params.get("limit") else {
         return Ok(None);
     };

@@ -125,7 +125,7 @@ impl Store {
             let mut statement = conn.prepare_cached(&format!(
                 "{QUEUE_COLUMNS} ORDER BY priority, seq DESC LIMIT ?1"
             ))?;
-            let rows = statement.query_map([limit_param(limit)], queue_row)?;
+            let rows = statement.query_map([limit_param(limit)], |row| QueueRow::try_from(row))?;
             rows.map(|row| to_entry(row?)).collect()
         })
     }
@@ -199,8 +199,10 @@ impl Store {
                 "{REVIEW_COLUMNS} WHERE seq > ?1 AND seq <= ?2 AND reviewed_at >= ?3
                  ORDER BY seq LIMIT ?4"
             ))?;
-            let rows =
-                statement.query_map(params![after, until, since, limit_param(limit)], review_row)?;
+            let rows = statement
+                .query_map(params![after, until, since, limit_param(limit)], |row| {
+                    ReviewRow::try_from(row)
+                })?;
             rows.map(|row| to_review(row?)).collect()
         })
     }
@@ -208,9 +210,11 @@ impl Store {
     /// The `seq` of the last review given (0 when there is none).
     pub fn last_review(&self) -> Result<i64, StoreError> {
         self.with(|conn| {
-            Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM reviews", [], |r| {
-                r.get(0)
-            })?)
+            Ok(
+                conn.query_row("SELECT coalesce(max(seq), 0) FROM reviews", [], |r| {
+                    r.get(0)
+                })?,
+            )
         })
     }
 }
@@ -277,20 +281,6 @@ fn limit_param(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
-fn queue_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-    ))
-}
-
 fn corrupt(id: &str, reason: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         name: id.to_string(),
@@ -339,20 +329,6 @@ type ReviewRow = (
     Option<String>,
     Option<f64>,
 );
-
-fn review_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReviewRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-        row.get(8)?,
-    ))
-}
 
 fn to_review(
     (seq, id, listing, label, reviewer, note, reviewed_at, model_version, probability): ReviewRow,
@@ -529,7 +505,10 @@ mod tests {
         kept.sort();
         assert_eq!(kept, ["a", "c", "d", "e"]);
         assert_eq!(
-            store.queue_for_review(&[entry("f", 1.0)], 1).unwrap().dropped_oldest,
+            store
+                .queue_for_review(&[entry("f", 1.0)], 1)
+                .unwrap()
+                .dropped_oldest,
             4
         );
         assert_eq!(ids(&store.review_queue(10).unwrap()), ["f"]);
@@ -538,16 +517,26 @@ mod tests {
     #[test]
     fn the_queue_comes_smallest_priority_first_and_a_rescored_id_replaces_its_entry() {
         let store = Store::open_in_memory().unwrap();
-        let entries = [entry("far", 3.0), entry("near", 0.1), entry("mid", 1.0), entry("tie", 1.0)];
+        let entries = [
+            entry("far", 3.0),
+            entry("near", 0.1),
+            entry("mid", 1.0),
+            entry("tie", 1.0),
+        ];
         store.queue_for_review(&entries, 100).unwrap();
-        assert_eq!(ids(&store.review_queue(10).unwrap()), ["near", "tie", "mid", "far"]);
+        assert_eq!(
+            ids(&store.review_queue(10).unwrap()),
+            ["near", "tie", "mid", "far"]
+        );
         assert_eq!(ids(&store.review_queue(2).unwrap()), ["near", "tie"]);
         let rescored = QueueEntry {
             probability: 0.7,
             listing: listing("far", "a new title"),
             ..entry("far", 0.01)
         };
-        store.queue_for_review(&[rescored.clone()], 100).unwrap();
+        store
+            .queue_for_review(std::slice::from_ref(&rescored), 100)
+            .unwrap();
         let queue = store.review_queue(10).unwrap();
         assert_eq!(queue.len(), 4);
         assert_eq!(queue[0], rescored, "every field round-trips");
@@ -653,11 +642,15 @@ mod tests {
 
         // An export named like a store is read as JSON Lines.
         let export = dir.path().join("export.db");
-        let line = serde_json::to_string(&review("c", "bag", ReviewLabel::Counterfeit, at)).unwrap();
+        let line =
+            serde_json::to_string(&review("c", "bag", ReviewLabel::Counterfeit, at)).unwrap();
         std::fs::write(&export, format!("{line}\n")).unwrap();
         assert!(!crate::store::is_store_file(&export).unwrap());
         let got = load_reviews(&export, &rates, &limits).unwrap();
-        assert_eq!((got[0].listing.id.as_str(), got[0].counterfeit), ("c", true));
+        assert_eq!(
+            (got[0].listing.id.as_str(), got[0].counterfeit),
+            ("c", true)
+        );
 
         // A bad review in a store is named by its row.
         let store = Store::open(&path).unwrap();
@@ -665,7 +658,9 @@ mod tests {
             .add_reviews(&[review("d", "   ", ReviewLabel::Genuine, at)])
             .unwrap();
         drop(store);
-        let error = load_reviews(&path, &rates, &limits).unwrap_err().to_string();
+        let error = load_reviews(&path, &rates, &limits)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("reviews.jsonl:4: field `title`"), "{error}");
         let missing = load_reviews(&dir.path().join("nothing.db"), &rates, &limits);
         assert!(matches!(missing, Err(ReviewError::Open { .. })));
@@ -676,8 +671,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         let mut conn = Connection::open(&path).unwrap();
-        super::super::migrations::migrate(&mut conn, "old", &super::super::migrations::MIGRATIONS[..1])
-            .unwrap();
+        super::super::migrations::migrate(
+            &mut conn,
+            "old",
+            &super::super::migrations::MIGRATIONS[..1],
+        )
+        .unwrap();
         drop(conn);
         let got = load_reviews(&path, &CurrencyRates::default(), &FieldLimits::default()).unwrap();
         assert!(got.is_empty());
