@@ -63,6 +63,7 @@ impl ReviewRecorder {
     /// without an id (every listing of the v2 protocol) is queued under its [`content_id`].
     pub fn record(&self, model: &LoadedModel, listings: Vec<Listing>, scored: &[ScoredListing]) {
         let block = model.model.thresholds().block;
+        let scored_at = now();
         for (listing, score) in listings.into_iter().zip(scored) {
             if score.decision != Decision::Review {
                 continue;
@@ -81,7 +82,7 @@ impl ReviewRecorder {
                 reasons: score.reasons.clone(),
                 model_name: model.name().to_string(),
                 model_version: model.version().to_string(),
-                scored_at: now(),
+                scored_at,
                 priority: priority(score.probability, block),
             };
             self.push(entry);
