@@ -282,7 +282,7 @@ pub fn score_chunk(
         .into_par_iter()
         .map(|item| {
             let row = item?.validate(file, model.rates(), model.limits(), false)?;
-            let features = model.featurizer.featurize(&row.listing);
+            let features = model.featurize_one(&row.listing);
             Ok(Validated {
                 listing: row.listing,
                 label: row.label,

@@ -59,6 +59,8 @@ pub struct Evidence {
     pub known_share: Option<f32>,
     /// Log ratio of the price to the list price its brand registered, when one applies.
     pub registered_log_ratio: Option<f32>,
+    /// A reviewer's verdict on this very listing (`true`: counterfeit), which decides it.
+    pub reviewed: Option<bool>,
 }
 
 /// When the evidence is too weak to block: a listing that claims no known brand, or whose
@@ -99,6 +101,13 @@ impl EvidenceRule {
         probability: f32,
         evidence: Evidence,
     ) -> Decision {
+        if let Some(counterfeit) = evidence.reviewed {
+            return if counterfeit {
+                Decision::Block
+            } else {
+                Decision::Allow
+            };
+        }
         if self.is_strong(evidence) {
             thresholds.decide(probability)
         } else if probability >= self.weak_review.max(thresholds.review) {
@@ -156,6 +165,7 @@ mod tests {
             claims_known_brand: true,
             known_share: Some(0.9),
             registered_log_ratio: None,
+            reviewed: None,
         };
         assert_eq!(rule.decide(&t, 0.85, strong), Decision::Block);
         assert_eq!(rule.decide(&t, 0.3, strong), Decision::Review);
@@ -193,6 +203,19 @@ mod tests {
         for weak in [unbranded, unfamiliar, no_terms, registered_at_list] {
             assert_eq!(rule.decide(&t, 1.0, weak), Decision::Review, "{weak:?}");
             assert_eq!(rule.decide(&t, 0.85, weak), Decision::Allow, "{weak:?}");
+        }
+        // A reviewer's verdict on the listing decides it, whatever the probability.
+        for evidence in [strong, unbranded, unfamiliar, registered_at_list] {
+            let counterfeit = Evidence {
+                reviewed: Some(true),
+                ..evidence
+            };
+            let genuine = Evidence {
+                reviewed: Some(false),
+                ..evidence
+            };
+            assert_eq!(rule.decide(&t, 0.01, counterfeit), Decision::Block);
+            assert_eq!(rule.decide(&t, 0.99, genuine), Decision::Allow);
         }
     }
 

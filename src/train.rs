@@ -19,6 +19,7 @@ use crate::features::{
 use crate::model::artifact::sha256_hex;
 use crate::model::network::{DenseScaler, Network, NetworkConfig, TrainableMlp};
 use crate::model::operating::{OperatingStats, Targets};
+use crate::model::verdicts::ReviewVerdicts;
 use crate::model::{Model, ModelConfig, ThresholdTargets, TrainingInfo, FORMAT_VERSION};
 use crate::reference::{group_key, PriceKey, ReferencePrices, Vocabulary};
 use crate::store::reviews::load_reviews;
@@ -372,15 +373,21 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
     )?;
     let mut skipped = loaded_train.skipped;
     skipped.extend(loaded_valid.skipped);
-    let merged = match &options.reviews {
+    let (merged, verdicts) = match &options.reviews {
         Some(path) => {
             let reviews = load_reviews(path, &options.rates, &options.limits)?;
-            merge(loaded_train.rows, reviews, options.review_weight)
+            let verdicts = ReviewVerdicts::from_reviews(&reviews);
+            let mut merged = merge(loaded_train.rows, reviews, options.review_weight);
+            merged.usage.verdicts = verdicts.len();
+            (merged, verdicts)
         }
-        None => Merged {
-            rows: loaded_train.rows,
-            ..Merged::default()
-        },
+        None => (
+            Merged {
+                rows: loaded_train.rows,
+                ..Merged::default()
+            },
+            ReviewVerdicts::default(),
+        ),
     };
     let load_seconds = started.elapsed().as_secs_f64();
 
@@ -791,6 +798,7 @@ pub fn train(options: &TrainOptions, progress: &ProgressBar) -> Result<TrainOutc
             }),
         },
         weights_sha256: String::new(),
+        reviewed: verdicts,
     };
     let metrics = TrainingMetrics {
         model: options.name.clone(),

@@ -254,8 +254,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(r) = &outcome.metrics.reviews {
         writeln!(
             out,
-            "reviews: {} used ({} added, {} replaced a training label), each shown {} times",
-            r.used, r.added, r.replaced, r.weight
+            "reviews: {} used ({} added, {} replaced a training label), each shown {} times; \
+             {} verdicts kept",
+            r.used, r.added, r.replaced, r.weight, r.verdicts
         )?;
     }
     writeln!(

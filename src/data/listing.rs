@@ -87,6 +87,25 @@ pub struct Listing {
     pub category: String,
 }
 
+impl Listing {
+    /// A 64-bit key of what a buyer sees (title, description, price and currency, brand,
+    /// category), not the id: the same content listed again under another id has the same
+    /// key, and any edit changes it. Prices compare to the cent.
+    pub fn content_key(&self) -> u64 {
+        let mut text = String::with_capacity(
+            self.title.len() + self.description.len() + self.brand.len() + 64,
+        );
+        for field in [&self.title, &self.description, &self.brand, &self.category] {
+            text.push_str(field);
+            text.push('\u{1f}');
+        }
+        if let Some(price) = &self.price {
+            text.push_str(&format!("{:.2}\u{1f}{}", price.amount, price.currency));
+        }
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    }
+}
+
 /// Why a listing was refused, naming the field so a user can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("field `{field}`: {message}")]
@@ -350,6 +369,49 @@ mod tests {
         let l = check(r).unwrap();
         assert_eq!(l.id, "17");
         assert_eq!(l.price.unwrap().amount, 12.5);
+    }
+
+    #[test]
+    fn content_key_ignores_the_id_and_changes_with_any_field() {
+        let a = check(raw(
+            "Aurora tote",
+            Some(RawPrice::Number(42.0)),
+            Some("EUR"),
+        ))
+        .unwrap();
+        let mut same = a.clone();
+        same.id = "another-id".into();
+        assert_eq!(a.content_key(), same.content_key());
+        let mut edits = Vec::new();
+        let mut e = a.clone();
+        e.title.push('!');
+        edits.push(e);
+        let mut e = a.clone();
+        e.description = "new".into();
+        edits.push(e);
+        let mut e = a.clone();
+        e.brand = "Verdanne".into();
+        edits.push(e);
+        let mut e = a.clone();
+        e.category = "bags".into();
+        edits.push(e);
+        let mut e = a.clone();
+        e.price.as_mut().unwrap().amount = 42.01;
+        edits.push(e);
+        let mut e = a.clone();
+        e.price = None;
+        edits.push(e);
+        for edited in edits {
+            assert_ne!(a.content_key(), edited.content_key(), "{edited:?}");
+        }
+        // Fields do not run into each other.
+        let mut x = a.clone();
+        x.title = "ab".into();
+        x.description = "c".into();
+        let mut y = a.clone();
+        y.title = "a".into();
+        y.description = "bc".into();
+        assert_ne!(x.content_key(), y.content_key());
     }
 
     #[test]

@@ -53,12 +53,20 @@ pub struct ReviewRecord {
     pub note: Option<String>,
 }
 
+/// What a reviewer decided about a listing, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub counterfeit: bool,
+    pub reviewed_at: DateTime<Utc>,
+}
+
 /// A reviewed listing, validated: the last review of its id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reviewed {
     pub line: u64,
     pub listing: Listing,
     pub counterfeit: bool,
+    pub reviewed_at: DateTime<Utc>,
 }
 
 /// How many reviews a training run used.
@@ -72,6 +80,10 @@ pub struct ReviewUse {
     pub replaced: usize,
     /// Times each reviewed listing is shown per epoch.
     pub weight: usize,
+    /// Distinct listing contents whose verdict the model keeps (see
+    /// [`crate::model::verdicts`]).
+    #[serde(default)]
+    pub verdicts: usize,
 }
 
 /// Training rows with reviews merged in: `rows` without the reviewed ids, `reviewed` the
@@ -101,6 +113,7 @@ pub fn merge(rows: Vec<Row>, reviews: Vec<Reviewed>, weight: usize) -> Merged {
         added: reviews.len().saturating_sub(replaced),
         replaced,
         weight,
+        verdicts: 0,
     };
     let reviewed = reviews
         .into_iter()
@@ -206,6 +219,7 @@ pub fn latest_reviews(
         let reviewed = Reviewed {
             line,
             counterfeit: record.label.is_counterfeit(),
+            reviewed_at: record.reviewed_at,
             listing,
         };
         match latest.get(&reviewed.listing.id) {
@@ -273,7 +287,8 @@ mod tests {
                 used: 2,
                 added: 1,
                 replaced: 1,
-                weight: 3
+                weight: 3,
+                verdicts: 0,
             }
         );
     }

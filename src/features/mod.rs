@@ -5,6 +5,7 @@
 use crate::brand::{BrandIndex, BrandMatch, BrandSource, Relation};
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::Listing;
+use crate::data::reviews::Verdict;
 use crate::decision::Evidence;
 use crate::reference::{group_key, PriceKey, RefLevel, RefStat, ReferencePrices};
 use crate::registry::{RegisteredBrand, RegisteredPrice, RegistryView};
@@ -139,6 +140,9 @@ pub struct Features {
     pub brand: Option<BrandMatch>,
     /// Whether the price features compare with a registered list price.
     pub registered_price: bool,
+    /// A reviewer's verdict on this very listing, kept by the model (see
+    /// [`crate::model::verdicts`]); set by the model, not the featurizer.
+    pub reviewed: Option<Verdict>,
 }
 
 impl Features {
@@ -161,6 +165,7 @@ impl Features {
                 .registered_price
                 .then(|| self.brand_log_price_ratio())
                 .flatten(),
+            reviewed: self.reviewed.map(|v| v.counterfeit),
         }
     }
 
@@ -366,6 +371,7 @@ impl Featurizer {
             unknown,
             brand: side.identified,
             registered_price: side.basis.registered.is_some(),
+            reviewed: None,
         };
         (features, side.basis)
     }

@@ -69,6 +69,7 @@ impl Featurizer {
             unknown: text_only.unknown,
             brand: full.brand,
             registered_price: false,
+            reviewed: None,
         })
     }
 

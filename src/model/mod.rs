@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod network;
 pub mod operating;
+pub mod verdicts;
 
 use crate::brand::Relation;
 use crate::data::currency::CurrencyRates;
@@ -22,6 +23,7 @@ use operating::{OperatingError, OperatingStats, Targets};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use verdicts::ReviewVerdicts;
 use xxhash_rust::xxh3::xxh3_64;
 
 pub use artifact::ArtifactError;
@@ -99,6 +101,9 @@ pub struct ModelConfig {
     pub training: TrainingInfo,
     /// SHA-256 of `model.safetensors`, checked on load to catch corrupt copies.
     pub weights_sha256: String,
+    /// Reviewers' verdicts on listings, which decide those listings while unchanged.
+    #[serde(default, skip_serializing_if = "ReviewVerdicts::is_empty")]
+    pub reviewed: ReviewVerdicts,
 }
 
 /// A listing's score.
@@ -222,16 +227,17 @@ impl Model {
 
     pub fn featurize(&self, listings: &[Listing]) -> Vec<Features> {
         if listings.len() < PARALLEL_MIN {
-            listings
-                .iter()
-                .map(|l| self.featurizer.featurize(l))
-                .collect()
+            listings.iter().map(|l| self.featurize_one(l)).collect()
         } else {
-            listings
-                .par_iter()
-                .map(|l| self.featurizer.featurize(l))
-                .collect()
+            listings.par_iter().map(|l| self.featurize_one(l)).collect()
         }
+    }
+
+    /// One listing's features, with a reviewer's verdict on it if the model keeps one.
+    pub fn featurize_one(&self, listing: &Listing) -> Features {
+        let mut features = self.featurizer.featurize(listing);
+        features.reviewed = self.config.reviewed.get(listing);
+        features
     }
 
     /// The decision for a probability, given what else the listing offers.
@@ -268,9 +274,11 @@ impl Model {
     /// Features of one listing, with its terms when it will be given `reasons` reasons.
     pub fn prepare(&self, listing: &Listing, reasons: usize) -> Prepared {
         if reasons == 0 {
-            Prepared::Plain(self.featurizer.featurize(listing))
+            Prepared::Plain(self.featurize_one(listing))
         } else {
-            Prepared::Explained(Box::new(self.featurizer.explain(listing)))
+            let mut explained = self.featurizer.explain(listing);
+            explained.features.reviewed = self.config.reviewed.get(listing);
+            Prepared::Explained(Box::new(explained))
         }
     }
 
@@ -313,7 +321,13 @@ impl Model {
             match item {
                 Prepared::Plain(_) => Vec::new(),
                 Prepared::Explained(explained) => {
-                    self.reasons(explained, input, reasons.get(i).copied().unwrap_or(0))
+                    let top = reasons.get(i).copied().unwrap_or(0);
+                    let mut found = self.reasons(explained, input, top);
+                    if let Some(verdict) = explained.features.reviewed {
+                        found.insert(0, verdict_reason(verdict));
+                        found.truncate(top);
+                    }
+                    found
                 }
             }
         };
@@ -557,6 +571,23 @@ fn describe_dense(name: &str, value: f32) -> Option<String> {
         "brand_in_title" if on => Some("the selected brand is named in the title".into()),
         "reference_global" if on => Some("brand and category are unfamiliar to the model".into()),
         _ => None,
+    }
+}
+
+/// The reason a kept verdict gives: it decides the listing, so it comes first, and it
+/// has no weight on the log-odds (the probability stays the model's own).
+fn verdict_reason(verdict: crate::data::reviews::Verdict) -> Reason {
+    let label = if verdict.counterfeit {
+        "counterfeit"
+    } else {
+        "genuine"
+    };
+    Reason {
+        text: format!(
+            "a reviewer decided this same listing {label} on {}",
+            verdict.reviewed_at.date_naive()
+        ),
+        weight: 0.0,
     }
 }
 

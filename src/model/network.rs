@@ -321,6 +321,7 @@ mod tests {
             unknown: 0,
             brand: None,
             registered_price: false,
+            reviewed: None,
         };
         let mut out = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut out);
@@ -337,6 +338,7 @@ mod tests {
             unknown: 0,
             brand: None,
             registered_price: false,
+            reviewed: None,
         };
         let mut x = vec![0f32; net.config.input_dim()];
         Network::input_row(&net.table, &net.scaler, &f, &mut x);
