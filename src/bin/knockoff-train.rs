@@ -119,8 +119,9 @@ struct Args {
     /// Share of brands kept out of training for the same check.
     #[arg(long, env = "KNOCKOFF_HOLDOUT_BRAND_SHARE", default_value_t = 0.0, value_parser = in_range(0.0, 1.0))]
     holdout_brand_share: f64,
-    /// Reviewers' decisions to learn from: a JSON Lines export of reviews (README,
-    /// "Learning from reviews"). A review replaces the training row of its id.
+    /// Reviewers' decisions to learn from: a JSON Lines export of reviews
+    /// (`GET /v1/reviews`) or knockoff-serve's store file itself (README, "Learning from
+    /// reviews"). A review replaces the training row of its id.
     #[arg(long, env = "KNOCKOFF_REVIEWS")]
     reviews: Option<PathBuf>,
     /// Times each reviewed listing is shown per epoch (1 to 100).

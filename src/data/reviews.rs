@@ -13,7 +13,7 @@ use crate::data::listing::{FieldLimits, Listing, RawListing};
 use crate::data::reader::Row;
 
 /// What a reviewer decided a listing is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReviewLabel {
     Counterfeit,
@@ -21,6 +21,13 @@ pub enum ReviewLabel {
 }
 
 impl ReviewLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewLabel::Counterfeit => "counterfeit",
+            ReviewLabel::Genuine => "genuine",
+        }
+    }
+
     pub fn is_counterfeit(self) -> bool {
         self == ReviewLabel::Counterfeit
     }
@@ -29,12 +36,14 @@ impl ReviewLabel {
 /// One review: the listing (the listing schema's fields, flattened), the reviewer's label
 /// and who decided it when, with the model version and probability it was shown with.
 /// Other keys are ignored, so later exports may add fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReviewRecord {
     #[serde(flatten)]
     pub listing: RawListing,
     pub label: ReviewLabel,
     pub reviewer: String,
+    /// RFC 3339 time of the review.
+    #[schema(value_type = String)]
     pub reviewed_at: DateTime<Utc>,
     #[serde(default)]
     pub model_version: Option<String>,
@@ -131,6 +140,9 @@ pub enum ReviewError {
         path: String,
         source: std::io::Error,
     },
+    /// The reviews of a store file could not be read.
+    #[error("{path}: cannot read the reviews: {message}")]
+    Store { path: String, message: String },
     #[error("{path}:{line}: {message}")]
     Line {
         path: String,
@@ -153,25 +165,50 @@ pub fn read_reviews(
         path: name.clone(),
         source,
     })?;
+    let records = BufReader::new(file)
+        .lines()
+        .enumerate()
+        .filter_map(|(index, text)| {
+            let line = index as u64 + 1;
+            let bad = |message: String| ReviewError::Line {
+                path: name.clone(),
+                line,
+                message,
+            };
+            let text = match text {
+                Ok(text) if text.trim().is_empty() => return None,
+                Ok(text) => text,
+                Err(e) => return Some(Err(bad(e.to_string()))),
+            };
+            let record =
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
+                    .map_err(|e| match e.path().to_string().as_str() {
+                        "." => bad(format!("invalid review: {}", e.inner())),
+                        field => bad(format!("field `{field}`: {}", e.inner())),
+                    });
+            Some(record.map(|record| (line, record)))
+        });
+    latest_reviews(&name, records, rates, limits)
+}
+
+/// Validates reviews given in the order they were made, each with its line (or row)
+/// number in `source`, and keeps the last review of each id. The first bad one stops the
+/// reading with its number and field.
+pub fn latest_reviews(
+    source: &str,
+    records: impl IntoIterator<Item = Result<(u64, ReviewRecord), ReviewError>>,
+    rates: &CurrencyRates,
+    limits: &FieldLimits,
+) -> Result<Vec<Reviewed>, ReviewError> {
     let mut latest: HashMap<String, usize> = HashMap::new();
     let mut reviews: Vec<Reviewed> = Vec::new();
-    for (index, text) in BufReader::new(file).lines().enumerate() {
-        let line = index as u64 + 1;
+    for record in records {
+        let (line, record) = record?;
         let bad = |message: String| ReviewError::Line {
-            path: name.clone(),
+            path: source.to_string(),
             line,
             message,
         };
-        let text = text.map_err(|e| bad(e.to_string()))?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let record: ReviewRecord =
-            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text))
-                .map_err(|e| match e.path().to_string().as_str() {
-                    "." => bad(format!("invalid review: {}", e.inner())),
-                    field => bad(format!("field `{field}`: {}", e.inner())),
-                })?;
         let listing = record
             .listing
             .validate(rates, limits)

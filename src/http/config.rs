@@ -1,6 +1,7 @@
 //! knockoff-serve's configuration: command-line flags that each also read a `KNOCKOFF_*`
 //! environment variable, validated once into a typed [`ServerConfig`] whose `Debug` output
-//! is safe to log (the admin token is kept only as a digest and printed as `<redacted>`).
+//! is safe to log (the admin and reviewer tokens are kept only as digests and printed as
+//! `<redacted>`).
 
 use crate::serve::overrides::{ThresholdError, ThresholdOverrides};
 use crate::serve::{AdmissionOptions, CoreOptions, StateOptions};
@@ -35,8 +36,10 @@ pub const DEFAULT_MAX_MODEL_BATCH: usize = 256;
 pub const DEFAULT_REASONS: usize = 3;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 /// Shorter tokens are guessable; refusing them at start-up beats an admin API that is
-/// open in practice.
+/// open in practice. The reviewer token has the same minimum.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+/// Listings kept in the review queue; beyond it the oldest are dropped (README, "Reviews").
+pub const DEFAULT_REVIEW_QUEUE_MAX: usize = 100_000;
 /// Upper bound on explanation reasons per listing: the model's own.
 pub use crate::model::MAX_REASONS;
 
@@ -85,6 +88,13 @@ pub struct Cli {
     /// Bearer token for /admin routes; without one they are disabled.
     #[arg(long, env = "KNOCKOFF_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Bearer token for the review queue, reviews and their export (the admin token works
+    /// too); without either token those routes are disabled.
+    #[arg(long, env = "KNOCKOFF_REVIEWER_TOKEN", hide_env_values = true)]
+    pub reviewer_token: Option<String>,
+    /// Most listings kept in the review queue; when full, the oldest are dropped.
+    #[arg(long, env = "KNOCKOFF_REVIEW_QUEUE_MAX", default_value_t = DEFAULT_REVIEW_QUEUE_MAX)]
+    pub review_queue_max: usize,
     /// Seconds to let in-flight requests finish after SIGTERM/Ctrl-C.
     #[arg(long, env = "KNOCKOFF_SHUTDOWN_TIMEOUT_SECS", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout_secs: u64,
@@ -131,23 +141,32 @@ pub enum ConfigError {
     Thresholds(#[from] ThresholdError),
     #[error("--store must name a file (it is created on first start)")]
     EmptyStore,
-    #[error("--admin-token must be at least {MIN_ADMIN_TOKEN_CHARS} characters long")]
-    ShortToken,
+    #[error("--{flag} must be at least {MIN_ADMIN_TOKEN_CHARS} characters long")]
+    ShortToken { flag: &'static str },
 }
 
-/// A configured admin token. Only its SHA-256 digest is kept, so the secret never sits in
-/// the config that is logged, cloned or printed.
+/// A configured bearer token (admin or reviewer). Only its SHA-256 digest is kept, so the
+/// secret never sits in the config that is logged, cloned or printed.
 #[derive(Clone)]
-pub struct AdminToken {
+pub struct BearerToken {
     digest: [u8; 32],
 }
 
-impl AdminToken {
+/// The admin token (the name the admin routes know it by).
+pub type AdminToken = BearerToken;
+
+impl BearerToken {
+    /// The admin token (`--admin-token`).
     pub fn new(token: &str) -> Result<Self, ConfigError> {
+        Self::for_flag("admin-token", token)
+    }
+
+    /// The token given by `--{flag}`; shorter than [`MIN_ADMIN_TOKEN_CHARS`] is refused.
+    pub fn for_flag(flag: &'static str, token: &str) -> Result<Self, ConfigError> {
         if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
-            return Err(ConfigError::ShortToken);
+            return Err(ConfigError::ShortToken { flag });
         }
-        Ok(AdminToken {
+        Ok(BearerToken {
             digest: Sha256::digest(token.as_bytes()).into(),
         })
     }
@@ -166,7 +185,7 @@ impl AdminToken {
     }
 }
 
-impl std::fmt::Debug for AdminToken {
+impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
@@ -184,6 +203,10 @@ pub struct ServerConfig {
     pub max_model_batch: usize,
     pub reasons: usize,
     pub admin_token: Option<AdminToken>,
+    /// Opens the review routes (as the admin token also does).
+    pub reviewer_token: Option<BearerToken>,
+    /// Most listings in the review queue (oldest dropped first).
+    pub review_queue_max: usize,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub thresholds: ThresholdOverrides,
@@ -211,6 +234,8 @@ impl ServerConfig {
             max_model_batch: DEFAULT_MAX_MODEL_BATCH,
             reasons: DEFAULT_REASONS,
             admin_token: None,
+            reviewer_token: None,
+            review_queue_max: DEFAULT_REVIEW_QUEUE_MAX,
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             log_format: LogFormat::Text,
             thresholds: ThresholdOverrides::default(),
@@ -240,6 +265,7 @@ impl ServerConfig {
         self.validate_admission()?;
         at_least("queue-capacity", 1, self.queue_capacity)?;
         at_least("max-model-batch", 1, self.max_model_batch)?;
+        at_least("review-queue-max", 1, self.review_queue_max)?;
         if self.reasons > MAX_REASONS {
             return Err(ConfigError::TooLarge {
                 flag: "reasons",
@@ -319,10 +345,12 @@ impl ServerConfig {
 impl Cli {
     pub fn into_config(self) -> Result<ServerConfig, ConfigError> {
         // An empty variable (KNOCKOFF_ADMIN_TOKEN=) means "not configured": admin stays off.
-        let admin_token = match self.admin_token.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(token) => Some(AdminToken::new(token)?),
+        let token = |flag, value: Option<&str>| match value.map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(token) => BearerToken::for_flag(flag, token).map(Some),
         };
+        let admin_token = token("admin-token", self.admin_token.as_deref())?;
+        let reviewer_token = token("reviewer-token", self.reviewer_token.as_deref())?;
         let config = ServerConfig {
             model_path: self.model,
             addr: self.addr,
@@ -338,6 +366,8 @@ impl Cli {
             max_model_batch: self.max_model_batch,
             reasons: self.reasons,
             admin_token,
+            reviewer_token,
+            review_queue_max: self.review_queue_max,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
             log_format: self.log_format,
             thresholds: ThresholdOverrides {
@@ -410,9 +440,41 @@ mod tests {
         assert!(!token.matches(""));
         assert_eq!(
             parse(&["--admin-token", "short"]).unwrap_err(),
-            ConfigError::ShortToken
+            ConfigError::ShortToken {
+                flag: "admin-token"
+            }
         );
         assert!(parse(&["--admin-token", ""]).unwrap().admin_token.is_none());
+    }
+
+    #[test]
+    fn reviewer_token_and_queue_bound() {
+        let config = parse(&["--reviewer-token", "r3viewer-r3viewer-1"]).unwrap();
+        assert!(!format!("{config:?}").contains("r3viewer"));
+        assert!(config
+            .reviewer_token
+            .unwrap()
+            .matches("r3viewer-r3viewer-1"));
+        assert_eq!(config.review_queue_max, DEFAULT_REVIEW_QUEUE_MAX);
+        let error = parse(&["--reviewer-token", "short"]).unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::ShortToken {
+                flag: "reviewer-token"
+            }
+        );
+        assert!(error.to_string().contains("--reviewer-token"), "{error}");
+        assert!(parse(&["--reviewer-token", " "])
+            .unwrap()
+            .reviewer_token
+            .is_none());
+        assert!(matches!(
+            parse(&["--review-queue-max", "0"]),
+            Err(ConfigError::TooSmall {
+                flag: "review-queue-max",
+                ..
+            })
+        ));
     }
 
     #[test]

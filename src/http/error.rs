@@ -56,6 +56,11 @@ pub enum ServerError {
     Unauthorized,
     #[error("admin routes are disabled: no admin token is configured (set KNOCKOFF_ADMIN_TOKEN)")]
     AdminDisabled,
+    #[error(
+        "review routes are disabled: no reviewer or admin token is configured \
+         (set KNOCKOFF_REVIEWER_TOKEN)"
+    )]
+    ReviewsDisabled,
     /// Authenticated, but not allowed this (a brand token on another brand).
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -100,7 +105,9 @@ impl ServerError {
             ServerError::NotFound(_) => StatusCode::NOT_FOUND,
             ServerError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServerError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ServerError::AdminDisabled | ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServerError::AdminDisabled
+            | ServerError::ReviewsDisabled
+            | ServerError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServerError::Store(StoreError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ServerError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -118,6 +125,7 @@ impl ServerError {
             ServerError::MethodNotAllowed => "method_not_allowed",
             ServerError::Unauthorized => "unauthorized",
             ServerError::AdminDisabled => "admin_disabled",
+            ServerError::ReviewsDisabled => "reviews_disabled",
             ServerError::Forbidden(_) => "forbidden",
             ServerError::Store(StoreError::Invalid(_)) => "invalid",
             ServerError::Store(_) => "store",
@@ -237,6 +245,42 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Ser
     })?;
     deserializer.end().map_err(|e| json_error(e, "."))?;
     Ok(value)
+}
+
+/// Reads `value`, the part of a request at `prefix` (e.g. `listings[3]`; empty for the
+/// whole body), into `T`. Errors are 422 naming the field under `prefix`, e.g.
+/// `reviews[2].listing.price`, a missing field included.
+pub fn value_at<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ServerError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut inner = e.path().to_string();
+        let error = e.into_inner().to_string();
+        // serde blames the object for a missing field: blame the field.
+        let missing = error
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        if let Some(missing) = missing {
+            inner = match inner.as_str() {
+                "." => missing.to_string(),
+                _ => format!("{inner}.{missing}"),
+            };
+        }
+        let field = match (prefix.is_empty(), inner.as_str()) {
+            (true, _) => inner.clone(),
+            (false, ".") => prefix.to_string(),
+            (false, _) => format!("{prefix}.{inner}"),
+        };
+        // The untagged price and id enums report "did not match any variant": say what
+        // is accepted instead.
+        let message = match (missing, inner.rsplit('.').next()) {
+            (None, Some("price")) => "must be a number, a numeric string or null".to_string(),
+            (None, Some("id")) => "must be a string or an integer".to_string(),
+            _ => error,
+        };
+        ServerError::invalid(field.clone(), format!("{field}: {message}"))
+    })
 }
 
 /// Classifies a serde_json error found at `path` (`.` is the document root).

@@ -51,6 +51,7 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
     let shutdown = async move {
         let _ = stop_rx.await;
     };
+    let recorder_state = state.clone();
     match serve(listener, state, shutdown, config.shutdown_timeout).await {
         Ok(Drained::Completely) => {}
         Ok(Drained::TimedOut) => tracing::warn!(
@@ -59,6 +60,8 @@ pub async fn run(config: ServerConfig) -> Result<(), StartError> {
         ),
         Err(e) => return Err(StartError::Serve(e)),
     }
+    // Listings decided review in the last moments reach the queue before the process ends.
+    recorder_state.review_recorder().flush().await;
     tracing::info!("stopped");
     Ok(())
 }

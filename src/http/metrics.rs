@@ -191,6 +191,20 @@ impl ServerMetrics {
                 "knockoff_scoring_failures_total",
                 "Model batches that failed"
             );
+            metrics::describe_counter!(
+                "knockoff_review_queue_written_total",
+                "Listings decided review and written to the review queue"
+            );
+            metrics::describe_counter!(
+                "knockoff_review_queue_lost_total",
+                "Listings decided review that never reached the queue, by reason \
+                 (channel_full: the writer was behind; store_error: the write failed)"
+            );
+            metrics::describe_counter!(
+                "knockoff_review_queue_evicted_total",
+                "Queue entries dropped as the oldest beyond --review-queue-max"
+            );
+            metrics::describe_counter!("knockoff_reviews_total", "Reviews stored, by label");
         });
     }
 
@@ -287,6 +301,27 @@ impl ServerMetrics {
         self.with(|| {
             gauge!("knockoff_model_info", "name" => name, "version" => version).set(value)
         });
+    }
+
+    /// Listings written to the review queue, and the oldest evicted to keep its bound.
+    pub fn record_review_queue_write(&self, written: usize, evicted: usize) {
+        self.with(|| {
+            counter!("knockoff_review_queue_written_total").increment(written as u64);
+            counter!("knockoff_review_queue_evicted_total").increment(evicted as u64);
+        });
+    }
+
+    /// Listings decided review that did not reach the queue: `channel_full` or `store_error`.
+    pub fn record_review_queue_lost(&self, reason: &'static str, listings: usize) {
+        self.with(|| {
+            counter!("knockoff_review_queue_lost_total", "reason" => reason)
+                .increment(listings as u64)
+        });
+    }
+
+    /// Reviews stored, by label.
+    pub fn record_review(&self, label: &'static str) {
+        self.with(|| counter!("knockoff_reviews_total", "label" => label).increment(1));
     }
 
     pub fn record_reload(&self, ok: bool) {

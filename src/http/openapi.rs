@@ -3,7 +3,7 @@
 //! (no external scripts or fonts) that fetches and renders it.
 
 use super::error::ErrorBody;
-use super::{admin, brands, metrics, v1, v2};
+use super::{admin, brands, metrics, reviews, v1, v2};
 use crate::data::listing::{RawId, RawListing, RawPrice};
 use crate::model::Reason;
 use crate::serve::{ModelInfo, ReloadOutcome};
@@ -27,6 +27,9 @@ use utoipa::OpenApi;
         brands::get_brand,
         brands::delete_brand,
         brands::brand_history,
+        reviews::review_queue,
+        reviews::post_reviews,
+        reviews::export_reviews,
         v2::live,
         v2::ready,
         v2::server_metadata,
@@ -63,6 +66,14 @@ use utoipa::OpenApi;
         crate::registry::RegisteredBrand,
         crate::store::brands::HistoryEntry,
         crate::store::brands::Action,
+        reviews::QueuedListing,
+        reviews::ReviewQueue,
+        reviews::ReviewInput,
+        reviews::ReviewBatch,
+        reviews::ReviewsRequest,
+        reviews::ReviewsStored,
+        crate::data::reviews::ReviewLabel,
+        crate::data::reviews::ReviewRecord,
         v2::LiveResponse,
         v2::ReadyResponse,
         v2::ModelReadyResponse,
@@ -84,6 +95,8 @@ use utoipa::OpenApi;
         (name = "brand registry", description = "Rights holders register their names and list prices. \
             Authorization: Bearer <admin token> for everything, or a brand's own token (given when it is created) \
             to read and change that brand"),
+        (name = "reviews", description = "The review queue, reviewers' labels and their export for retraining. \
+            Authorization: Bearer <KNOCKOFF_REVIEWER_TOKEN> (or the admin token); disabled when neither is configured"),
         (name = "admin", description = "Needs Authorization: Bearer <KNOCKOFF_ADMIN_TOKEN>; disabled without a configured token"),
     )
 )]

@@ -3,7 +3,7 @@
 
 use super::error::ServerError;
 use super::state::AppState;
-use super::{admin, admission, brands, metrics, openapi, v1, v2};
+use super::{admin, admission, brands, metrics, openapi, reviews, v1, v2};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post, put};
@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(brands::delete_brand),
         )
         .route("/v1/brands/{name}/history", get(brands::brand_history))
+        .merge(review_routes(state.clone()))
         .route("/v2", get(v2::server_metadata))
         .route("/v2/health/live", get(v2::live))
         .route("/v2/health/ready", get(v2::ready))
@@ -63,6 +64,20 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// The reviewers' routes, each behind the reviewer (or admin) token.
+fn review_routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/v1/review-queue", get(reviews::review_queue))
+        .route(
+            "/v1/reviews",
+            post(reviews::post_reviews).get(reviews::export_reviews),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            reviews::require_reviewer,
+        ))
 }
 
 async fn not_found(uri: Uri) -> ServerError {

@@ -4,6 +4,7 @@
 use super::config::{ConfigError, ServerConfig};
 use super::error::ServerError;
 use super::metrics::ServerMetrics;
+use super::review_queue::ReviewRecorder;
 use crate::model::Model;
 use crate::serve::queue::Queue;
 use crate::serve::{ModelInfo, ScoringCore, ServeError, StateOptions};
@@ -25,6 +26,7 @@ struct Inner {
     core: ScoringCore,
     metrics: ServerMetrics,
     store: Store,
+    reviews: ReviewRecorder,
 }
 
 /// Why the server could not start.
@@ -38,6 +40,8 @@ pub enum StartError {
     Core(#[from] ServeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot start the review queue writer: {0}")]
+    ReviewQueue(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -80,9 +84,13 @@ impl AppState {
         core.use_registry(store.brands()?);
         let listener = core.clone();
         store.on_brands_change(move |brands| listener.use_registry(brands));
+        let reviews =
+            ReviewRecorder::start(store.clone(), config.review_queue_max, metrics.clone())
+                .map_err(StartError::ReviewQueue)?;
         tracing::info!(
             store = store.label(),
             brands = core.registry().len(),
+            review_queue_max = config.review_queue_max,
             "store opened"
         );
         Ok(AppState {
@@ -91,6 +99,7 @@ impl AppState {
                 core,
                 metrics,
                 store,
+                reviews,
             }),
         })
     }
@@ -113,9 +122,14 @@ impl AppState {
         &self.inner.core
     }
 
-    /// The embedded store (the brand registry).
+    /// The embedded store (the brand registry, the review queue and reviews).
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Where handlers put the listings they decided `review`.
+    pub fn review_recorder(&self) -> &ReviewRecorder {
+        &self.inner.reviews
     }
 
     /// The batching queue: its depth, and pause/resume of the model thread.

@@ -6,7 +6,7 @@
 //! `listings[3].price`; nothing is scored. Pipelines then fix or drop that listing and
 //! resend, instead of having to match partial results back to their inputs.
 
-use super::error::{json_error, ErrorBody, ServerError};
+use super::error::{json_error, value_at, ErrorBody, ServerError};
 use super::state::AppState;
 use crate::brand::BrandMatch;
 use crate::data::listing::RawListing;
@@ -183,22 +183,7 @@ fn raw_listing(value: Value, prefix: &str) -> Result<RawListing, ServerError> {
             format!("{field}: must be a listing object"),
         ));
     }
-    serde_path_to_error::deserialize::<_, RawListing>(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let field = match (prefix.is_empty(), inner.as_str()) {
-            (true, _) => inner.clone(),
-            (false, ".") => prefix.to_string(),
-            (false, _) => format!("{prefix}.{inner}"),
-        };
-        // The untagged price and id enums report "did not match any variant": say what
-        // is accepted instead.
-        let message = match inner.as_str() {
-            "price" => "must be a number, a numeric string or null".to_string(),
-            "id" => "must be a string or an integer".to_string(),
-            _ => e.into_inner().to_string(),
-        };
-        ServerError::invalid(field.clone(), format!("{field}: {message}"))
-    })
+    value_at(value, prefix)
 }
 
 /// Score one listing or a batch.
@@ -232,9 +217,10 @@ pub async fn score(
             field.to_string()
         }
     })?;
-    let scored = core
-        .score(model.clone(), listings, state.config().reasons)
+    let (listings, scored) = core
+        .score_keeping(model.clone(), listings, state.config().reasons)
         .await?;
+    state.review_recorder().record(&model, listings, &scored);
     Ok(Json(ScoreResponse {
         model: ModelInfo {
             name: model.name().to_string(),

@@ -30,11 +30,10 @@ const INLINE_PREPARE_MAX: usize = 4;
 const CONCURRENT_PREPARES: usize = 2;
 
 /// Featurises validated listings for the queue (the part of scoring that needs no batch).
-fn prepare(model: &LoadedModel, listings: Vec<Listing>, reasons: usize) -> PreparedListings {
-    let prepared = model.model.prepare_all(&listings, reasons);
+fn prepare(model: &LoadedModel, listings: &[Listing], reasons: usize) -> PreparedListings {
     PreparedListings {
-        ids: listings.into_iter().map(|l| l.id).collect(),
-        prepared,
+        ids: listings.iter().map(|l| l.id.clone()).collect(),
+        prepared: model.model.prepare_all(listings, reasons),
     }
 }
 
@@ -238,11 +237,24 @@ impl ScoringCore {
         listings: Vec<Listing>,
         reasons: usize,
     ) -> Result<Vec<ScoredListing>, ServeError> {
+        self.score_keeping(model, listings, reasons)
+            .await
+            .map(|(_, scored)| scored)
+    }
+
+    /// [`ScoringCore::score`], giving the listings back beside their scores (in the same
+    /// order), for callers that keep some of them (the review queue).
+    pub async fn score_keeping(
+        &self,
+        model: Arc<LoadedModel>,
+        listings: Vec<Listing>,
+        reasons: usize,
+    ) -> Result<(Vec<Listing>, Vec<ScoredListing>), ServeError> {
         let expected = listings.len();
         let observer = &self.inner.observer;
         observer.request_listings(expected);
-        let prepared = if expected <= INLINE_PREPARE_MAX {
-            prepare(&model, listings, reasons)
+        let (prepared, listings) = if expected <= INLINE_PREPARE_MAX {
+            (prepare(&model, &listings, reasons), listings)
         } else {
             // Featurising a big request takes milliseconds: off the async workers, and
             // spread over all cores inside.
@@ -251,7 +263,7 @@ impl ScoringCore {
                     ServeError::Internal("the featurising turns were closed".into())
                 })?;
             let model = Arc::clone(&model);
-            tokio::task::spawn_blocking(move || prepare(&model, listings, reasons))
+            tokio::task::spawn_blocking(move || (prepare(&model, &listings, reasons), listings))
                 .await
                 .map_err(|e| ServeError::Internal(format!("featurising failed: {e}")))?
         };
@@ -280,7 +292,7 @@ impl ScoringCore {
                 scored.len()
             )));
         }
-        Ok(scored)
+        Ok((listings, scored))
     }
 
     /// Loads a model (from `path`, or again from the current model's directory), validates

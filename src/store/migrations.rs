@@ -5,7 +5,7 @@
 //! [`super::brands::SCHEMA`]) and append a migration with the next version here. Never edit
 //! a migration that has shipped: stores in the field already ran it.
 
-use super::{brands, StoreError};
+use super::{brands, reviews, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 
 /// One step of the schema.
@@ -17,12 +17,22 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// The version that added the review queue and reviews.
+pub const REVIEWS_VERSION: i64 = 2;
+
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "brand registry",
-    sql: brands::SCHEMA,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "brand registry",
+        sql: brands::SCHEMA,
+    },
+    Migration {
+        version: REVIEWS_VERSION,
+        name: "reviews",
+        sql: reviews::SCHEMA,
+    },
+];
 
 /// The schema version this code writes.
 pub fn latest(migrations: &[Migration]) -> i64 {

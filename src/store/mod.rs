@@ -1,15 +1,18 @@
 //! The embedded store: one SQLite file (WAL, `synchronous=FULL`, so a committed write is on
 //! disk), its versioned schema migrations, and a thread-safe handle to it.
 //!
-//! Each kind of record keeps its tables and queries in a module of its own ([`brands`]);
+//! Each kind of record keeps its tables and queries in a module of its own ([`brands`],
+//! [`reviews`]);
 //! its schema is a migration listed in [`migrations`]. Calls block: async code goes through
 //! [`Store::blocking`].
 
 pub mod brands;
 pub mod migrations;
+pub mod reviews;
 
 use crate::registry::{RegisteredBrand, RegistryError};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
@@ -20,6 +23,22 @@ pub const DEFAULT_STORE: &str = "knockoff.db";
 /// How long a write waits for another process (e.g. `knockoff-brands import`) holding the
 /// write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Whether `path` is a SQLite database (a store), judged by its first bytes, not its name.
+pub fn is_store_file(path: &Path) -> std::io::Result<bool> {
+    let mut header = [0u8; 16];
+    let mut file = std::fs::File::open(path)?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..])? {
+            0 => return Ok(false),
+            n => read += n,
+        }
+    }
+    Ok(&header == SQLITE_HEADER)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,6 +114,48 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_error)?;
         Self::start(conn, path.display().to_string())
+    }
+
+    /// Opens an existing store to read it, without migrating or writing anything (another
+    /// process, e.g. knockoff-serve, may be writing it meanwhile). A store written by a
+    /// newer knockoff is refused; an older one reads as it is.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let label = path.display().to_string();
+        let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let supported = migrations::latest(migrations::MIGRATIONS);
+        if found > supported {
+            return Err(StoreError::TooNew {
+                path: label,
+                found,
+                supported,
+            });
+        }
+        Ok(Store {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                label,
+                on_brands: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Whether the store has the review tables (a store from before migration 2, opened
+    /// read-only, has none).
+    pub fn has_reviews(&self) -> Result<bool, StoreError> {
+        self.with(|conn| {
+            let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            Ok(version >= migrations::REVIEWS_VERSION)
+        })
     }
 
     /// A store that lives in memory and is gone when the last handle is dropped: for tests

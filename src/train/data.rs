@@ -2,7 +2,8 @@
 //! merged in, unfamiliar brands and categories held out, a calibration share set aside.
 
 use crate::data::reader::{load_rows, Row, RowError};
-use crate::data::reviews::{merge, read_reviews, Merged, ReviewUse};
+use crate::data::reviews::{merge, Merged, ReviewUse};
+use crate::store::reviews::load_reviews;
 use crate::model::verdicts::ReviewVerdicts;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -53,7 +54,7 @@ impl TrainingData {
         skipped.extend(loaded_valid.skipped);
         let (merged, verdicts) = match &options.reviews {
             Some(path) => {
-                let reviews = read_reviews(path, &options.rates, &options.limits)?;
+                let reviews = load_reviews(path, &options.rates, &options.limits)?;
                 let verdicts = ReviewVerdicts::from_reviews(&reviews);
                 let mut merged = merge(loaded_train.rows, reviews, options.review_weight);
                 merged.usage.verdicts = verdicts.len();

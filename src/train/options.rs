@@ -84,7 +84,8 @@ pub struct TrainOptions {
     pub brand_learning: BrandLearning,
     /// Below this share of known terms a listing is never blocked.
     pub min_known_share: f32,
-    /// Reviewers' decisions (JSON Lines export) to learn from: see [`crate::data::reviews`].
+    /// Reviewers' decisions to learn from: a JSON Lines export or the store file itself
+    /// (see [`crate::data::reviews`], [`crate::store::reviews::load_reviews`]).
     #[serde(default)]
     pub reviews: Option<PathBuf>,
     /// Times each reviewed listing is shown per epoch.

@@ -91,6 +91,27 @@ pub fn tiny_model_dir_named(name: &str, version: Option<&str>) -> tempfile::Temp
     dir
 }
 
+/// The tiny model made to decide `review` for every listing (review threshold 0, block
+/// threshold 1, weak-evidence reviews from 0): for tests of the review queue.
+pub fn all_review_model() -> Model {
+    let mut model = tiny_model();
+    model.set_thresholds(knockoff::decision::Thresholds {
+        review: 0.0,
+        block: 1.0,
+    });
+    model.config.evidence_rule.weak_review = 0.0;
+    model
+}
+
+/// [`all_review_model`] in a fresh temporary model directory, for the real binaries.
+pub fn all_review_model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    all_review_model()
+        .save(dir.path(), &Extras::default())
+        .expect("saving the all-review test model");
+    dir
+}
+
 /// A minimal HTTP/1.1 client: one request per connection, whole answer read.
 pub fn http(
     addr: SocketAddr,

@@ -317,7 +317,11 @@ async fn run_infer(
     let listings = ScoringCore::validate(&model, raws, |row, field| format!("{field}[{row}]"))?;
     let n = listings.len();
     // No reasons: the protocol's outputs have no place for them.
-    let scored = state.core().score(Arc::clone(&model), listings, 0).await?;
+    let (listings, scored) = state
+        .core()
+        .score_keeping(Arc::clone(&model), listings, 0)
+        .await?;
+    state.review_recorder().record(&model, listings, &scored);
     let outputs = outputs
         .into_iter()
         .map(|output| match output {
