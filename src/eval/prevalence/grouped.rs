@@ -289,13 +289,24 @@ fn summarise(
     let listings = probs.len();
     let too_small = listings < min_rows;
     let estimate = (!too_small).then(|| estimate_with(&probs, stats, config));
+    summary_of(listings, flagged, labeled, positives, estimate)
+}
+
+/// A group's summary from its counts and, unless it is too small, its estimate.
+pub(super) fn summary_of(
+    listings: usize,
+    flagged: DecisionCounts,
+    labeled: usize,
+    positives: usize,
+    estimate: Option<PrevalenceEstimate>,
+) -> PrevalenceSummary {
     PrevalenceSummary {
         listings,
         flagged,
         share_flagged: (listings > 0).then(|| flagged.flagged() as f64 / listings as f64),
+        too_small: estimate.is_none(),
         prevalence: estimate.as_ref().map(HeadlinePrevalence::from),
         estimators: estimate.map(|e| e.estimators),
-        too_small,
         labeled: (labeled > 0).then_some(labeled),
         true_share: (labeled > 0).then(|| positives as f64 / labeled as f64),
     }
