@@ -248,11 +248,7 @@ impl PrevalenceReport {
             .into_iter()
             .filter_map(|(key, summary)| key.map(|(by, value)| GroupSummary { by, value, summary }))
             .collect();
-        groups.sort_by(|a, b| {
-            a.by.cmp(&b.by)
-                .then(b.summary.listings.cmp(&a.summary.listings))
-                .then(a.value.cmp(&b.value))
-        });
+        sort_groups(&mut groups);
 
         PrevalenceReport {
             headline_method: method,
@@ -263,6 +259,15 @@ impl PrevalenceReport {
             groups,
         }
     }
+}
+
+/// The report's group order: by brand, category, currency; within each, most listings first.
+pub(super) fn sort_groups(groups: &mut [GroupSummary]) {
+    groups.sort_by(|a, b| {
+        a.by.cmp(&b.by)
+            .then(b.summary.listings.cmp(&a.summary.listings))
+            .then(a.value.cmp(&b.value))
+    });
 }
 
 /// `None` is the whole sample; `Some` one group.

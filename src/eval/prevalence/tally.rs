@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::{bin, estimate_from_bins, slot_of, Bin, BootstrapConfig, SLOTS};
-use super::grouped::{summary_of, GroupBy, GroupSummary, PrevalenceReport, ScoredRow};
+use super::grouped::{sort_groups, summary_of, GroupBy, GroupSummary, PrevalenceReport, ScoredRow};
 use super::{QuantificationStats, CONFIDENCE_LEVEL};
 use crate::eval::evaluation::DecisionCounts;
 
@@ -258,11 +258,7 @@ impl PrevalenceReport {
                 summary: summarise(t, min_rows),
             })
             .collect();
-        groups.sort_by(|a, b| {
-            a.by.cmp(&b.by)
-                .then(b.summary.listings.cmp(&a.summary.listings))
-                .then(a.value.cmp(&b.value))
-        });
+        sort_groups(&mut groups);
         PrevalenceReport {
             headline_method: method,
             headline_method_reason: reason,
