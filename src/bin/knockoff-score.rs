@@ -8,15 +8,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use knockoff::batch::ScoreSummary;
+use knockoff::batch::summary::RunSummary;
+use knockoff::batch::{BatchOptions, ScoreSummary};
 use knockoff::decision::Thresholds;
 use knockoff::eval::audit::{self, file::AuditLabel, Population};
 use knockoff::eval::evaluation::{evaluate, evaluate_by_group, MIN_EVAL_GROUP_ROWS};
-use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MIN_GROUP_ROWS};
+use knockoff::eval::prevalence::{PrevalenceReport, PrevalenceSummary, MAX_GROUPS, MIN_GROUP_ROWS};
 use knockoff::eval::summary::summary_table;
 use knockoff::model::Model;
 use knockoff::registry::RegisteredBrand;
-use knockoff::report::build::report_input;
 use knockoff::report::{headline_sentence, write_report, ReportFormat, ReportInput};
 use knockoff::serve::overrides::ThresholdOverrides;
 use knockoff::store::Store;
@@ -24,7 +24,8 @@ use knockoff::telemetry::{self, LogFormat};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Score listings from a file (.csv, .csv.gz, .jsonl, .jsonl.gz) into a CSV or JSONL file.
+/// Score listings from a file (.csv, .csv.gz, .jsonl, .jsonl.gz, .parquet) into a CSV, JSONL
+/// or Parquet file; or merge the summaries of several runs into one report.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -32,12 +33,26 @@ struct Args {
     #[arg(long, env = "KNOCKOFF_MODEL", default_value = "models/default")]
     model: PathBuf,
     /// Listings to score.
-    #[arg(long, env = "KNOCKOFF_INPUT")]
-    input: PathBuf,
-    /// Output file: `id, probability, decision`, the brand columns and `error`, one row per
-    /// input row, in order.
-    #[arg(long, env = "KNOCKOFF_OUTPUT")]
-    output: PathBuf,
+    #[arg(long, env = "KNOCKOFF_INPUT", required_unless_present = "merge")]
+    input: Option<PathBuf>,
+    /// Output file (.csv, .jsonl or .parquet): `id, probability, decision`, the brand columns
+    /// and `error`, one row per input row, in order.
+    #[arg(long, env = "KNOCKOFF_OUTPUT", required_unless_present = "merge")]
+    output: Option<PathBuf>,
+    /// Write this run's summary (counts, score histograms, per-group tallies, the model's
+    /// name and version) as JSON, for `--merge`.
+    #[arg(long, env = "KNOCKOFF_SUMMARY_OUT")]
+    summary_out: Option<PathBuf>,
+    /// Merge summaries written by `--summary-out` (one per shard) into one report instead of
+    /// scoring: the figures one run over all their rows would give.
+    #[arg(long, env = "KNOCKOFF_MERGE", num_args = 1.., value_delimiter = ',',
+          conflicts_with_all = ["input", "output", "audit_sample", "audit_labels"])]
+    merge: Vec<PathBuf>,
+    /// Groups per dimension (brand, category, currency) that get their own line in the
+    /// prevalence summary; rows of further values are counted under `(other)`.
+    #[arg(long, env = "KNOCKOFF_MAX_GROUPS", default_value_t = MAX_GROUPS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_groups: u64,
     /// Prevalence report: `.html` (self-contained page) or `.json`.
     #[arg(long, env = "KNOCKOFF_REPORT")]
     report: Option<PathBuf>,
@@ -91,6 +106,17 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.log_format);
     knockoff::threads::set_worker_threads(args.threads);
+    if let Some(report) = &args.report {
+        // Refuse a bad report path before spending time on scoring.
+        ReportFormat::from_path(report)?;
+    }
+    if !args.merge.is_empty() {
+        return merge(&args);
+    }
+    let (Some(input_path), Some(output)) = (&args.input, &args.output) else {
+        anyhow::bail!("--input and --output are required unless --merge is given");
+    };
+    knockoff::batch::check_output(output)?;
     let model = load_model(&args)?;
     let brands = load_registry(&args.store)?;
     let view = model.use_registry(&brands);
@@ -100,16 +126,12 @@ fn main() -> anyhow::Result<()> {
             "registered products in currencies this model cannot convert are left out"
         );
     }
-    if let Some(report) = &args.report {
-        // Refuse a bad report path before spending time on scoring.
-        ReportFormat::from_path(report)?;
-    }
     // Refuse a malformed audit file before spending time on scoring.
     let audit_labels = match &args.audit_labels {
         Some(path) => Some(audit::file::read_labels(path)?),
         None => None,
     };
-    tracing::info!(model = model.name(), version = model.version(), input = %args.input.display(), "scoring");
+    tracing::info!(model = model.name(), version = model.version(), input = %input_path.display(), "scoring");
 
     let progress = ProgressBar::new_spinner();
     progress.set_style(
@@ -117,24 +139,65 @@ fn main() -> anyhow::Result<()> {
             .context("progress template")?,
     );
     let started = std::time::Instant::now();
-    let summary = knockoff::batch::score_file(&model, &args.input, &args.output, &progress)?;
+    let options = BatchOptions {
+        max_groups: usize::try_from(args.max_groups).context("--max-groups")?,
+    };
+    let summary =
+        knockoff::batch::score_file_with(&model, input_path, output, &options, &progress)?;
     progress.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
 
     let mut out = std::io::stdout().lock();
-    write_run_summary(&mut out, &summary, seconds, &args.output)?;
+    write_run_summary(&mut out, &summary, seconds, output)?;
     write_evaluation(&mut out, &summary, &model.thresholds())?;
-    let mut input = report_input(
-        &format!("Counterfeit prevalence in {}", args.input.display()),
-        &model,
-        &summary.scored,
+    let mut input = summary.run.report_input(
+        &format!("Counterfeit prevalence in {}", input_path.display()),
         args.min_group_rows,
     );
+    let labelled = summary.labelled();
+    input.add_evaluation(&labelled.probabilities, &labelled.labels);
     run_audit(&args, &model, audit_labels.as_deref(), &mut input, &mut out)?;
+    if let Some(path) = &args.summary_out {
+        summary.run.write(path)?;
+        writeln!(out, "wrote summary {}", path.display())?;
+    }
+    finish_report(&args, &input, &mut out)
+}
+
+/// `--merge`: adds up the summaries of several runs and reports on all their rows.
+fn merge(args: &Args) -> anyhow::Result<()> {
+    let total = RunSummary::merge_files(&args.merge)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "merged {} summaries of model {} version {}: {} of {} rows scored; {} rows could not be scored",
+        args.merge.len(),
+        total.model_name,
+        total.model_version,
+        total.scored,
+        total.rows,
+        total.errors
+    )?;
+    let input = total.report_input(
+        &format!(
+            "Counterfeit prevalence in {} merged parts",
+            total.inputs.len()
+        ),
+        args.min_group_rows,
+    );
+    if let Some(path) = &args.summary_out {
+        total.write(path)?;
+        writeln!(out, "wrote summary {}", path.display())?;
+    }
+    finish_report(args, &input, &mut out)
+}
+
+/// Prints the headline and the per-group table, and writes the report when asked.
+fn finish_report(args: &Args, input: &ReportInput, out: &mut impl Write) -> anyhow::Result<()> {
     writeln!(out, "{}", headline_sentence(&input.prevalence))?;
     writeln!(out, "{}", prevalence_table(&input.prevalence))?;
     if let Some(report) = &args.report {
-        write_report(report, &input)?;
+        write_report(report, input)?;
         writeln!(out, "wrote {}", report.display())?;
     }
     Ok(())
@@ -151,11 +214,14 @@ fn run_audit(
     if args.audit_sample.is_none() && labels.is_none() {
         return Ok(());
     }
-    let population = Population::load(&args.input, &args.output, model.rates(), model.limits())?;
+    let (Some(input_path), Some(output)) = (&args.input, &args.output) else {
+        return Ok(());
+    };
+    let population = Population::load(input_path, output, model.rates(), model.limits())?;
     if let (Some(n), Some(path)) = (args.audit_sample, &args.audit_out) {
         let n = usize::try_from(n).context("--audit-sample")?;
         let draw = audit::draw(&population.probabilities(), &population.ids(), n, args.seed)?;
-        audit::file::write_sample(&args.input, path, &population, &draw.picks)?;
+        audit::file::write_sample(input_path, path, &population, &draw.picks)?;
         writeln!(
             out,
             "drew {} of {} listings in {} strata for the audit: {} (fill its label column with 0 or 1)",
@@ -221,18 +287,22 @@ fn write_run_summary(
     writeln!(
         out,
         "scored {} of {} rows in {:.2}s ({:.0} rows/s); {} rows could not be scored (see the error column of {})",
-        summary.scored.len(),
+        summary.scored(),
         summary.rows,
         seconds,
         summary.rows as f64 / seconds.max(1e-9),
-        summary.errors.len(),
+        summary.error_count,
         output.display()
     )?;
-    for error in summary.errors.iter().take(20) {
+    for error in &summary.errors {
         writeln!(out, "  {error}")?;
     }
-    if summary.errors.len() > 20 {
-        writeln!(out, "  ... and {} more", summary.errors.len() - 20)?;
+    if summary.error_count > summary.errors.len() {
+        writeln!(
+            out,
+            "  ... and {} more",
+            summary.error_count - summary.errors.len()
+        )?;
     }
     Ok(())
 }

@@ -1,15 +1,14 @@
 //! Builds a [`ReportInput`] from scored rows: the glue between scoring or training,
 //! [`crate::eval`] and the page, shared by `knockoff-score` and training.
 
-use super::{Curve, KeyFigures, ReportError, ReportInput, ScoreHistogram};
+use super::{Curve, KeyFigures, ReportError, ReportInput, ScoreHistogram, HISTOGRAM_BINS};
+use crate::decision::Thresholds;
 use crate::eval::calibration::{reliability_bins, ReliabilityBin, ECE_BINS};
 use crate::eval::evaluation::evaluate;
 use crate::eval::prevalence::{PrevalenceReport, ScoredRow, MIN_GROUP_ROWS};
 use crate::eval::ranking::{pr_curve, roc_curve};
 use crate::model::Model;
 use crate::train::TrainOutcome;
-
-const HISTOGRAM_BINS: usize = 20;
 
 /// The labelled-evaluation parts of a report.
 struct LabelledParts {
@@ -25,21 +24,45 @@ fn labelled_parts(rows: &[ScoredRow], model: &Model) -> Option<LabelledParts> {
         .iter()
         .filter_map(|r| r.label.map(|l| (r.probability, l)))
         .unzip();
+    labelled_parts_of(&labelled, &labels, &model.thresholds())
+}
+
+impl ReportInput {
+    /// Adds the evaluation of labelled probabilities (curves, reliability, key figures)
+    /// when they hold both classes; leaves the report as it is otherwise.
+    pub fn add_evaluation(&mut self, probabilities: &[f32], labels: &[bool]) {
+        let Some(thresholds) = self.thresholds else {
+            return;
+        };
+        if let Some(l) = labelled_parts_of(probabilities, labels, &thresholds) {
+            self.roc = Some(l.roc);
+            self.pr = Some(l.pr);
+            self.reliability = Some(l.reliability);
+            self.metrics = Some(l.metrics);
+        }
+    }
+}
+
+fn labelled_parts_of(
+    labelled: &[f32],
+    labels: &[bool],
+    thresholds: &Thresholds,
+) -> Option<LabelledParts> {
     let has_both_classes = labels.iter().any(|l| *l) && labels.iter().any(|l| !*l);
     if !has_both_classes {
         return None;
     }
-    let evaluation = evaluate(&labelled, &labels, &model.thresholds());
+    let evaluation = evaluate(labelled, labels, thresholds);
     Some(LabelledParts {
         roc: Curve {
-            points: roc_curve(&labelled, &labels),
+            points: roc_curve(labelled, labels),
             area: evaluation.roc_auc,
         },
         pr: Curve {
-            points: pr_curve(&labelled, &labels),
+            points: pr_curve(labelled, labels),
             area: evaluation.pr_auc,
         },
-        reliability: reliability_bins(&labelled, &labels, ECE_BINS)
+        reliability: reliability_bins(labelled, labels, ECE_BINS)
             .into_iter()
             .filter(|b| b.count > 0)
             .collect(),

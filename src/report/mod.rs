@@ -53,6 +53,9 @@ pub struct Curve {
     pub area: f64,
 }
 
+/// Bins of the score histogram in reports.
+pub const HISTOGRAM_BINS: usize = 20;
+
 /// Listing counts in equal-width probability bins over [0, 1].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScoreHistogram {
@@ -62,14 +65,22 @@ pub struct ScoreHistogram {
 impl ScoreHistogram {
     /// Bins finite probabilities (clamped to [0, 1]; 1.0 lands in the last bin).
     pub fn from_probabilities(probs: &[f32], bins: usize) -> Self {
-        let bins = bins.max(1);
-        let mut counts = vec![0u64; bins];
-        for &p in probs.iter().filter(|p| p.is_finite()) {
-            let x = f64::from(p.clamp(0.0, 1.0)) * bins as f64;
-            // Clamped to the last index before the cast, so it can neither wrap nor overflow.
-            counts[x.floor().clamp(0.0, (bins - 1) as f64) as usize] += 1;
+        let mut counts = vec![0u64; bins.max(1)];
+        for &p in probs {
+            Self::count_into(&mut counts, p);
         }
         ScoreHistogram { counts }
+    }
+
+    /// Counts one probability into equal-width bins `counts` (non-finite ones are skipped).
+    pub fn count_into(counts: &mut [u64], p: f32) {
+        let bins = counts.len();
+        if bins == 0 || !p.is_finite() {
+            return;
+        }
+        let x = f64::from(p.clamp(0.0, 1.0)) * bins as f64;
+        // Clamped to the last index before the cast, so it can neither wrap nor overflow.
+        counts[x.floor().clamp(0.0, (bins - 1) as f64) as usize] += 1;
     }
 }
 

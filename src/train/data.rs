@@ -3,8 +3,8 @@
 
 use crate::data::reader::{load_rows, Row, RowError};
 use crate::data::reviews::{merge, Merged, ReviewUse};
-use crate::store::reviews::load_reviews;
 use crate::model::verdicts::ReviewVerdicts;
+use crate::store::reviews::load_reviews;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -5,6 +5,7 @@
 //! Use: `mod common;` then `let dir = common::tiny_model_dir();` and load `dir.path()`.
 #![allow(dead_code)]
 
+pub mod parquet;
 pub mod server;
 
 use indicatif::ProgressBar;

@@ -1,6 +1,7 @@
-//! Reads listings from CSV, gzip-compressed CSV and JSON Lines files, by file extension,
-//! yielding each row with its line number so every problem can be reported precisely.
-//! The formats themselves are read in [`csv`] and [`jsonl`]; validation is shared.
+//! Reads listings from CSV, gzip-compressed CSV, JSON Lines and Parquet files, by file
+//! extension, yielding each row with its line number (for Parquet: its row number, 1 for
+//! the first row) so every problem can be reported precisely. The formats themselves are
+//! read in [`csv`], [`jsonl`] and [`parquet`]; validation is shared.
 
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{parse_label, FieldLimits, Listing, ListingError, RawId, RawListing};
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub enum Format {
     Csv,
     JsonLines,
+    Parquet,
 }
 
 impl Format {
@@ -29,6 +31,9 @@ impl Format {
             Format::Csv
         } else if stem.ends_with(".jsonl") || stem.ends_with(".ndjson") || stem.ends_with(".json") {
             Format::JsonLines
+        } else if stem.ends_with(".parquet") && !gzip {
+            // Parquet compresses inside the file; a gzipped Parquet file cannot be streamed.
+            Format::Parquet
         } else {
             return Err(ReadError::Format {
                 path: path.to_path_buf(),
@@ -46,7 +51,7 @@ pub enum ReadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: unknown file type; use .csv, .csv.gz, .jsonl or .jsonl.gz")]
+    #[error("{path}: unknown file type; use .csv, .csv.gz, .jsonl, .jsonl.gz or .parquet")]
     Format { path: PathBuf },
     #[error("{path}: header: {message}")]
     Header { path: PathBuf, message: String },
@@ -82,10 +87,12 @@ pub struct Row {
 
 mod csv;
 mod jsonl;
+mod parquet;
 
 enum Source {
     Csv(csv::CsvRows),
     Json(jsonl::JsonLines),
+    Parquet(Box<parquet::ParquetRows>),
 }
 
 /// Streams rows from a file; each item is a row or the error that row had.
@@ -97,6 +104,12 @@ pub struct RowReader {
 impl RowReader {
     pub fn open(path: &Path) -> Result<RowReader, ReadError> {
         let (format, gzip) = Format::from_path(path)?;
+        if format == Format::Parquet {
+            return Ok(RowReader {
+                file: path.display().to_string(),
+                source: Source::Parquet(Box::new(parquet::ParquetRows::open(path)?)),
+            });
+        }
         let file = File::open(path).map_err(|source| ReadError::Open {
             path: path.to_path_buf(),
             source,
@@ -117,6 +130,12 @@ impl RowReader {
         let source = match format {
             Format::Csv => Source::Csv(csv::CsvRows::new(inner, name)?),
             Format::JsonLines => Source::Json(jsonl::JsonLines::new(inner)),
+            Format::Parquet => {
+                return Err(ReadError::Header {
+                    path: PathBuf::from(name),
+                    message: "Parquet is read from files only (it needs to seek)".to_string(),
+                })
+            }
         };
         Ok(RowReader {
             file: name.to_string(),
@@ -145,6 +164,7 @@ impl Iterator for RowReader {
         match &mut self.source {
             Source::Csv(rows) => rows.next_row(&self.file),
             Source::Json(rows) => rows.next_row(&self.file),
+            Source::Parquet(rows) => rows.next_row(&self.file),
         }
     }
 }
@@ -273,6 +293,11 @@ mod tests {
             Format::from_path(Path::new("a.JSONL")).unwrap(),
             (Format::JsonLines, false)
         );
-        assert!(Format::from_path(Path::new("a.parquet")).is_err());
+        assert_eq!(
+            Format::from_path(Path::new("a.Parquet")).unwrap(),
+            (Format::Parquet, false)
+        );
+        assert!(Format::from_path(Path::new("a.parquet.gz")).is_err());
+        assert!(Format::from_path(Path::new("a.txt")).is_err());
     }
 }

@@ -109,6 +109,10 @@ pub fn write_sample(
     let records = match format {
         Format::Csv => raw_csv(inner, &wanted, input)?,
         Format::JsonLines => raw_jsonl(inner, &wanted),
+        Format::Parquet => return Err(AuditError::file(
+            input,
+            "audit samples are drawn from .csv or .jsonl input, not Parquet (not supported yet)",
+        )),
     };
     let is_ours = |c: &str| {
         AUDIT_COLUMNS

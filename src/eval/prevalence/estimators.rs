@@ -43,8 +43,13 @@ pub fn adjust(observed: f64, false_rate: f64, true_rate: f64) -> f64 {
 
 /// ACC at the review threshold: classify-and-count corrected by validation tpr and fpr.
 pub fn adjusted_classify_and_count(probs: &[f32], stats: &QuantificationStats) -> f64 {
+    adjust_cc(classify_and_count(probs, stats.review_threshold), stats)
+}
+
+/// ACC from an already counted classify-and-count share.
+pub fn adjust_cc(cc: f64, stats: &QuantificationStats) -> f64 {
     adjust(
-        classify_and_count(probs, stats.review_threshold),
+        cc,
         // A validation set without genuine (resp. counterfeit) listings says 0 for the
         // unknown rate; `adjust` then falls back to the observed share where it must.
         or_zero(stats.at_review.false_positive_rate()),
@@ -57,11 +62,12 @@ pub fn probabilistic_adjusted_classify_and_count(
     probs: &[f32],
     stats: &QuantificationStats,
 ) -> f64 {
-    adjust(
-        probabilistic_classify_and_count(probs),
-        stats.mean_prob_neg,
-        stats.mean_prob_pos,
-    )
+    adjust_pcc(probabilistic_classify_and_count(probs), stats)
+}
+
+/// PACC from an already computed mean probability.
+pub fn adjust_pcc(pcc: f64, stats: &QuantificationStats) -> f64 {
+    adjust(pcc, stats.mean_prob_neg, stats.mean_prob_pos)
 }
 
 /// EM prior adjustment (Saerens, Latinne & Decaestecker 2002): starting from the training

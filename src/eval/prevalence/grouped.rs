@@ -248,11 +248,7 @@ impl PrevalenceReport {
             .into_iter()
             .filter_map(|(key, summary)| key.map(|(by, value)| GroupSummary { by, value, summary }))
             .collect();
-        groups.sort_by(|a, b| {
-            a.by.cmp(&b.by)
-                .then(b.summary.listings.cmp(&a.summary.listings))
-                .then(a.value.cmp(&b.value))
-        });
+        sort_groups(&mut groups);
 
         PrevalenceReport {
             headline_method: method,
@@ -263,6 +259,15 @@ impl PrevalenceReport {
             groups,
         }
     }
+}
+
+/// The report's group order: by brand, category, currency; within each, most listings first.
+pub(super) fn sort_groups(groups: &mut [GroupSummary]) {
+    groups.sort_by(|a, b| {
+        a.by.cmp(&b.by)
+            .then(b.summary.listings.cmp(&a.summary.listings))
+            .then(a.value.cmp(&b.value))
+    });
 }
 
 /// `None` is the whole sample; `Some` one group.
@@ -289,13 +294,24 @@ fn summarise(
     let listings = probs.len();
     let too_small = listings < min_rows;
     let estimate = (!too_small).then(|| estimate_with(&probs, stats, config));
+    summary_of(listings, flagged, labeled, positives, estimate)
+}
+
+/// A group's summary from its counts and, unless it is too small, its estimate.
+pub(super) fn summary_of(
+    listings: usize,
+    flagged: DecisionCounts,
+    labeled: usize,
+    positives: usize,
+    estimate: Option<PrevalenceEstimate>,
+) -> PrevalenceSummary {
     PrevalenceSummary {
         listings,
         flagged,
         share_flagged: (listings > 0).then(|| flagged.flagged() as f64 / listings as f64),
+        too_small: estimate.is_none(),
         prevalence: estimate.as_ref().map(HeadlinePrevalence::from),
         estimators: estimate.map(|e| e.estimators),
-        too_small,
         labeled: (labeled > 0).then_some(labeled),
         true_share: (labeled > 0).then(|| positives as f64 / labeled as f64),
     }

@@ -18,6 +18,7 @@ pub mod grouped;
 pub mod interval;
 pub mod method;
 pub mod stats;
+pub mod tally;
 
 #[cfg(test)]
 mod testutil;
@@ -29,6 +30,7 @@ pub use grouped::{
 pub use interval::{Estimators, Interval};
 pub use method::Method;
 pub use stats::QuantificationStats;
+pub use tally::{GroupTally, PrevalenceTally, ScoreBins, MAX_GROUPS, OTHER_GROUP};
 
 /// Coverage of every interval this module reports.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;

@@ -1,24 +1,36 @@
 //! Batch scoring, file to file: streams rows, scores them on all cores, writes one output row
 //! per input row in input order (with an `error` column for rows that cannot be scored), and
-//! collects what the evaluation and prevalence reports need.
+//! keeps what the evaluation and prevalence reports need in summaries of a fixed size.
+//!
+//! [`sink`] writes the scores (CSV, JSON Lines, Parquet); [`summary`] is the run summary
+//! that `--summary-out` writes and `--merge` adds up.
+
+pub mod sink;
+pub mod summary;
 
 use crate::brand::BrandMatch;
 use crate::data::listing::Listing;
 use crate::data::reader::{RawRow, ReadError, RowError, RowReader};
 use crate::decision::Decision;
-use crate::eval::prevalence::ScoredRow;
+use crate::eval::prevalence::{ScoredRow, MAX_GROUPS};
 use crate::features::Features;
 use crate::model::{Model, ModelError, Score};
 use rayon::prelude::*;
-use std::io::{BufWriter, Write};
+use sink::Sink;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
-use tempfile::NamedTempFile;
+use summary::RunSummary;
+
+pub use sink::{check_output, SCORES_COLUMNS};
 
 /// Rows read and scored together; big enough to keep both cores busy.
 const CHUNK_ROWS: usize = 8192;
 /// Rows per network call inside a chunk.
 const MODEL_BATCH: usize = 512;
+/// Row errors kept for the run summary printed at the end; all are counted, and every
+/// one is in the output's `error` column.
+pub const KEPT_ERRORS: usize = 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -29,7 +41,7 @@ pub enum BatchError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: unknown output type; use .csv or .jsonl")]
+    #[error("{path}: unknown output type; use .csv, .jsonl or .parquet")]
     OutputFormat { path: PathBuf },
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -51,13 +63,24 @@ pub enum RowOutcome {
     },
 }
 
-/// What a scoring run saw, for summaries and reports.
-#[derive(Debug, Default)]
+/// What a scoring run saw, for summaries and reports. Its size does not grow with the
+/// input, except for the labelled rows' probability, label and category index (9 bytes a
+/// labelled row), kept for exact evaluation metrics.
+#[derive(Debug)]
 pub struct ScoreSummary {
     pub rows: usize,
+    /// Rows that could not be scored.
+    pub error_count: usize,
+    /// The first [`KEPT_ERRORS`] of them.
     pub errors: Vec<RowError>,
-    /// One entry per scored row, in input order.
-    pub scored: Vec<ScoredRow>,
+    /// Counts, histograms and per-group tallies for prevalence and the report.
+    pub run: RunSummary,
+    /// The scored rows that carry a label.
+    pub labelled: Labelled,
+    /// Category of each labelled row, as an index into `categories`.
+    labelled_categories: Vec<u32>,
+    categories: Vec<String>,
+    category_index: HashMap<String, u32>,
 }
 
 /// The scored rows that carry a label: `probabilities[i]` was scored for `labels[i]`.
@@ -68,155 +91,63 @@ pub struct Labelled {
 }
 
 impl ScoreSummary {
+    fn new(run: RunSummary) -> ScoreSummary {
+        ScoreSummary {
+            rows: 0,
+            error_count: 0,
+            errors: Vec::new(),
+            run,
+            labelled: Labelled::default(),
+            labelled_categories: Vec::new(),
+            categories: Vec::new(),
+            category_index: HashMap::new(),
+        }
+    }
+
+    /// Rows scored.
+    pub fn scored(&self) -> u64 {
+        self.run.scored
+    }
+
+    fn record(&mut self, row: ChunkRow) {
+        if let Some(scored) = row.scored {
+            self.run.record(&scored);
+            if let Some(label) = scored.label {
+                let category = scored.category.as_deref().unwrap_or("");
+                let index = match self.category_index.get(category) {
+                    Some(&i) => i,
+                    None => {
+                        let i = u32::try_from(self.categories.len()).unwrap_or(u32::MAX);
+                        self.categories.push(category.to_string());
+                        self.category_index.insert(category.to_string(), i);
+                        i
+                    }
+                };
+                self.labelled.probabilities.push(scored.probability);
+                self.labelled.labels.push(label);
+                self.labelled_categories.push(index);
+            }
+        }
+        if let Some(error) = row.error {
+            self.error_count += 1;
+            self.run.errors += 1;
+            if self.errors.len() < KEPT_ERRORS {
+                self.errors.push(error);
+            }
+        }
+    }
+
     /// Probabilities and labels of scored rows that carry a label.
-    pub fn labelled(&self) -> Labelled {
-        let (probabilities, labels) = self
-            .scored
-            .iter()
-            .filter_map(|r| r.label.map(|l| (r.probability, l)))
-            .unzip();
-        Labelled {
-            probabilities,
-            labels,
-        }
+    pub fn labelled(&self) -> &Labelled {
+        &self.labelled
     }
 
+    /// The category of each labelled row ("" when it has none).
     pub fn categories_of_labelled(&self) -> Vec<&str> {
-        self.scored
+        self.labelled_categories
             .iter()
-            .filter(|r| r.label.is_some())
-            .map(|r| r.category.as_deref().unwrap_or(""))
+            .map(|&i| self.categories.get(i as usize).map_or("", String::as_str))
             .collect()
-    }
-}
-
-/// Columns of `scores.csv`: the brand columns are empty when no known brand is named.
-pub const SCORES_COLUMNS: [&str; 8] = [
-    "id",
-    "probability",
-    "decision",
-    "brand",
-    "brand_found_in",
-    "brand_how",
-    "brand_relation",
-    "error",
-];
-
-/// The brand columns' texts (empty when no brand was identified).
-fn brand_cells(brand: Option<&BrandMatch>) -> [&str; 4] {
-    match brand {
-        None => [""; 4],
-        Some(b) => [
-            b.name.as_str(),
-            b.found_in.as_str(),
-            b.how.as_str(),
-            b.relation.as_str(),
-        ],
-    }
-}
-
-#[derive(Clone, Copy)]
-enum OutputFormat {
-    Csv,
-    JsonLines,
-}
-
-/// Scores are written into a temporary file beside the output and renamed over it only
-/// when complete ([`Sink::finish`]): an interrupted run or a full disk never leaves half a
-/// scores file under the output's name.
-enum Sink {
-    Csv(Box<csv::Writer<BufWriter<NamedTempFile>>>),
-    Json(BufWriter<NamedTempFile>),
-}
-
-impl Sink {
-    fn create(path: &Path) -> Result<Sink, BatchError> {
-        let name = path.to_string_lossy().to_ascii_lowercase();
-        let format = if name.ends_with(".csv") {
-            OutputFormat::Csv
-        } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
-            OutputFormat::JsonLines
-        } else {
-            return Err(BatchError::OutputFormat {
-                path: path.to_path_buf(),
-            });
-        };
-        let file = crate::fsutil::staged_file(path, ".knockoff-scores-").map_err(|source| {
-            BatchError::Write {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        let writer = BufWriter::with_capacity(1 << 20, file);
-        Ok(match format {
-            OutputFormat::Csv => {
-                let mut w = csv::Writer::from_writer(writer);
-                w.write_record(SCORES_COLUMNS)
-                    .map_err(|e| BatchError::Write {
-                        path: path.to_path_buf(),
-                        source: e.into(),
-                    })?;
-                Sink::Csv(Box::new(w))
-            }
-            OutputFormat::JsonLines => Sink::Json(writer),
-        })
-    }
-
-    fn write(&mut self, outcome: &RowOutcome) -> std::io::Result<()> {
-        match (self, outcome) {
-            (
-                Sink::Csv(w),
-                RowOutcome::Scored {
-                    id,
-                    probability,
-                    decision,
-                    brand,
-                },
-            ) => {
-                let p = format!("{probability:.6}");
-                let [name, found_in, how, relation] = brand_cells(brand.as_ref());
-                w.write_record([
-                    id.as_str(),
-                    &p,
-                    decision.as_str(),
-                    name,
-                    found_in,
-                    how,
-                    relation,
-                    "",
-                ])
-                .map_err(Into::into)
-            }
-            (Sink::Csv(w), RowOutcome::Failed { id, error }) => w
-                .write_record([id.as_str(), "", "", "", "", "", "", error.as_str()])
-                .map_err(Into::into),
-            (
-                Sink::Json(w),
-                RowOutcome::Scored {
-                    id,
-                    probability,
-                    decision,
-                    brand,
-                },
-            ) => {
-                let line = serde_json::json!({"id": id, "probability": probability, "decision": decision, "brand": brand});
-                writeln!(w, "{line}")
-            }
-            (Sink::Json(w), RowOutcome::Failed { id, error }) => {
-                let line = serde_json::json!({"id": id, "probability": null, "decision": null, "error": error});
-                writeln!(w, "{line}")
-            }
-        }
-    }
-
-    /// Flushes the scores and puts them in place under `path`.
-    fn finish(self, path: &Path) -> std::io::Result<()> {
-        let buffered = match self {
-            Sink::Csv(w) => w.into_inner().map_err(|e| e.into_error())?,
-            Sink::Json(w) => w,
-        };
-        let file = buffered.into_inner().map_err(|e| e.into_error())?;
-        crate::fsutil::publish(file, path)
     }
 }
 
@@ -322,12 +253,40 @@ pub fn score_chunk(
     Ok(out)
 }
 
-/// Scores `input` into `output`. Reading runs on its own thread while chunks are scored
-/// on the rayon pool, so parsing overlaps with featurisation.
+/// Settings of a scoring run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOptions {
+    /// Named groups per dimension (brand, category, currency) in the prevalence summary;
+    /// rows of further values are counted under `(other)`.
+    pub max_groups: usize,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_groups: MAX_GROUPS,
+        }
+    }
+}
+
+/// [`score_file_with`] with default options.
 pub fn score_file(
     model: &Model,
     input: &Path,
     output: &Path,
+    progress: &indicatif::ProgressBar,
+) -> Result<ScoreSummary, BatchError> {
+    score_file_with(model, input, output, &BatchOptions::default(), progress)
+}
+
+/// Scores `input` into `output`. Reading runs on its own thread while chunks are scored
+/// on the rayon pool, so parsing overlaps with featurisation. Memory stays flat: rows are
+/// written as they are scored and only fixed-size summaries are kept.
+pub fn score_file_with(
+    model: &Model,
+    input: &Path,
+    output: &Path,
+    options: &BatchOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<ScoreSummary, BatchError> {
     let reader = RowReader::open(input)?;
@@ -338,7 +297,7 @@ pub fn score_file(
         source,
     };
     let (sender, receiver) = sync_channel::<Vec<Result<RawRow, RowError>>>(2);
-    let mut summary = ScoreSummary::default();
+    let mut summary = ScoreSummary::new(RunSummary::new(model, input, options.max_groups));
     std::thread::scope(|scope| -> Result<(), BatchError> {
         scope.spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK_ROWS);
@@ -359,10 +318,10 @@ pub fn score_file(
             let n = chunk.len();
             for row in score_chunk(model, &file, chunk)? {
                 sink.write(&row.outcome).map_err(write_error)?;
-                summary.scored.extend(row.scored);
-                summary.errors.extend(row.error);
+                summary.record(row);
             }
             summary.rows += n;
+            summary.run.rows += n as u64;
             progress.inc(n as u64);
         }
         Ok(())
