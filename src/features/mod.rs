@@ -270,8 +270,16 @@ impl Featurizer {
         &self.references
     }
 
+    /// Reads a tokenizer file. Damaged files are errors, never panics: the text must be
+    /// well-formed JSON before `tokenizers` sees it (some of its deserialisers panic on a
+    /// truncated file), and a panic inside `tokenizers` is still turned into an error.
     pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, FeatureError> {
-        Tokenizer::from_file(path).map_err(|e| FeatureError::Tokenizer(e.to_string()))
+        let error = |e: &dyn std::fmt::Display| FeatureError::Tokenizer(e.to_string());
+        let text = std::fs::read_to_string(path).map_err(|e| error(&e))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| error(&e))?;
+        std::panic::catch_unwind(|| text.parse::<Tokenizer>())
+            .map_err(|_| error(&"the tokenizer file is malformed"))?
+            .map_err(|e| error(&e))
     }
 
     /// The same featurizer keeping only `known` terms (`None`: all of them).

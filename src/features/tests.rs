@@ -554,3 +554,19 @@ fn mixed_text_gets_the_pieces_of_the_whole_pipeline() {
         check([&title, &description]);
     }
 }
+
+#[test]
+fn a_tokenizer_file_cut_anywhere_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.json");
+    standard_tokenizer().save(&whole, true).unwrap();
+    let text = std::fs::read(&whole).unwrap();
+    let cut = dir.path().join("cut.json");
+    // Every cut point: some of `tokenizers`' own deserialisers panic on a truncated file.
+    for end in 0..text.len() {
+        std::fs::write(&cut, &text[..end]).unwrap();
+        let error = Featurizer::load_tokenizer(&cut).unwrap_err();
+        assert!(matches!(error, FeatureError::Tokenizer(_)), "cut at {end}");
+    }
+    assert!(Featurizer::load_tokenizer(&whole).is_ok());
+}
