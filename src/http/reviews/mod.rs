@@ -10,7 +10,7 @@ use crate::data::listing::{Listing, RawId, RawListing, MAX_ID_CHARS};
 use crate::data::reviews::{ReviewLabel, ReviewRecord};
 use crate::model::Reason;
 use crate::serve::{ModelInfo, ScoringCore};
-use crate::store::reviews::{now, timestamp, QueueEntry, StoredReview, EXPORT_PAGE};
+use crate::store::reviews::{now, timestamp, KnownListing, QueueEntry, StoredReview, EXPORT_PAGE};
 use crate::store::StoreError;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+mod input;
+use input::{check, join, parse_reviews, Pending};
 
 /// Entries `GET /v1/review-queue` returns when no `limit` is given.
 pub const DEFAULT_QUEUE_LIMIT: usize = 50;
@@ -209,49 +212,10 @@ pub async fn post_reviews(
         .blocking(move |store| store.known_listings(&ids))
         .await?;
 
-    // Where each review's listing, probability and model version come from.
-    let mut records = Vec::with_capacity(pending.len());
-    let mut to_score: Vec<(usize, Listing)> = Vec::new();
-    for (index, review) in pending.into_iter().enumerate() {
-        let known = known.get(&review.id);
-        let queued = known.filter(|k| k.queued);
-        let (listing, model_version, probability) = match (review.listing, queued, known) {
-            (Some(listing), Some(q), _) => (
-                RawListing::from(&listing),
-                q.model_version.clone(),
-                q.probability,
-            ),
-            (None, Some(q), _) | (None, None, Some(q)) => {
-                (q.listing.clone(), q.model_version.clone(), q.probability)
-            }
-            (Some(listing), None, _) => {
-                let raw = RawListing::from(&listing);
-                to_score.push((index, listing));
-                (raw, None, None)
-            }
-            (None, None, None) => {
-                let id: String = review.id.chars().take(100).collect();
-                return Err(ServerError::invalid(
-                    join(&review.prefix, "listing"),
-                    format!(
-                        "{}: is required: the server has no listing `{id}` in its review queue \
-                         (never decided review, already evicted as the oldest, or scored by \
-                         another server)",
-                        join(&review.prefix, "listing")
-                    ),
-                ));
-            }
-        };
-        records.push(ReviewRecord {
-            listing,
-            label: review.label,
-            reviewer: review.reviewer,
-            reviewed_at: now(),
-            model_version,
-            probability,
-            note: review.note,
-        });
-    }
+    let Records {
+        mut records,
+        to_score,
+    } = records_for(pending, &known)?;
     let scored_now = to_score.len();
     if !to_score.is_empty() {
         let (indices, listings): (Vec<usize>, Vec<Listing>) = to_score.into_iter().unzip();
@@ -282,136 +246,63 @@ pub async fn post_reviews(
     ))
 }
 
-/// A review whose fields passed their checks.
-struct Pending {
-    /// `reviews[3]` in a batch, empty for a single review.
-    prefix: String,
-    id: String,
-    label: ReviewLabel,
-    reviewer: String,
-    note: Option<String>,
-    listing: Option<Listing>,
-}
-
-/// `prefix.name`, or `name` at the top level.
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
-/// Splits a body into reviews, each with the prefix its errors are named under.
-fn parse_reviews(body: &[u8], max: usize) -> Result<Vec<(String, ReviewInput)>, ServerError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| json_error(e, "."))?;
-    let Value::Object(mut object) = value else {
-        return Err(ServerError::invalid_request(
-            "expected a review object or {\"reviews\": [...]}",
-        ));
-    };
-    let Some(reviews) = object.remove("reviews") else {
-        return Ok(vec![(String::new(), value_at(Value::Object(object), "")?)]);
-    };
-    if let Some(other) = object.keys().next() {
-        return Err(ServerError::invalid(
-            other.clone(),
-            format!("{other}: unknown field beside `reviews`"),
-        ));
-    }
-    let Value::Array(items) = reviews else {
-        return Err(ServerError::invalid(
-            "reviews",
-            "reviews: must be an array of review objects",
-        ));
-    };
-    if items.is_empty() || items.len() > max {
-        return Err(ServerError::invalid(
-            "reviews",
-            format!(
-                "reviews: has {} reviews; from 1 to {max} are accepted",
-                items.len()
+/// Each review as it will be stored: its listing, probability and model version from the
+/// queue (or an earlier review) when the server has the id, else from the listing given,
+/// which is then still to be scored (returned with its record's index).
+fn records_for(
+    pending: Vec<Pending>,
+    known: &HashMap<String, KnownListing>,
+) -> Result<Records, ServerError> {
+    let mut records = Vec::with_capacity(pending.len());
+    let mut to_score: Vec<(usize, Listing)> = Vec::new();
+    for (index, review) in pending.into_iter().enumerate() {
+        let known = known.get(&review.id);
+        let queued = known.filter(|k| k.queued);
+        let (listing, model_version, probability) = match (review.listing, queued, known) {
+            (Some(listing), Some(q), _) => (
+                RawListing::from(&listing),
+                q.model_version.clone(),
+                q.probability,
             ),
-        ));
-    }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let prefix = format!("reviews[{i}]");
-            if !item.is_object() {
+            (None, Some(q), _) | (None, None, Some(q)) => {
+                (q.listing.clone(), q.model_version.clone(), q.probability)
+            }
+            (Some(listing), None, _) => {
+                let raw = RawListing::from(&listing);
+                to_score.push((index, listing));
+                (raw, None, None)
+            }
+            (None, None, None) => {
+                let id: String = review.id.chars().take(100).collect();
                 return Err(ServerError::invalid(
-                    prefix.clone(),
-                    format!("{prefix}: must be a review object"),
+                    join(&review.prefix, "listing"),
+                    format!(
+                        "{}: is required: the server has no listing `{id}` in its review queue \
+                     (never decided review, already evicted as the oldest, or scored by \
+                     another server)",
+                        join(&review.prefix, "listing")
+                    ),
                 ));
             }
-            value_at(item, &prefix).map(|input| (prefix, input))
-        })
-        .collect()
+        };
+        records.push(ReviewRecord {
+            listing,
+            label: review.label,
+            reviewer: review.reviewer,
+            reviewed_at: now(),
+            model_version,
+            probability,
+            note: review.note,
+        });
+    }
+    Ok(Records { records, to_score })
 }
 
-/// Checks one review's fields; a listing is validated as `/v1/score` validates listings.
-fn check(
-    model: &crate::serve::queue::LoadedModel,
-    prefix: String,
-    input: ReviewInput,
-) -> Result<Pending, ServerError> {
-    let bad = |name: &str, message: String| {
-        let field = join(&prefix, name);
-        ServerError::invalid(field.clone(), format!("{field}: {message}"))
-    };
-    let id = input.id.into_string();
-    let id_chars = id.chars().count();
-    if id.is_empty() || id_chars > MAX_ID_CHARS {
-        return Err(bad(
-            "id",
-            format!("must be 1 to {MAX_ID_CHARS} characters (got {id_chars})"),
-        ));
-    }
-    let reviewer = input.reviewer.trim().to_string();
-    let reviewer_chars = reviewer.chars().count();
-    if reviewer.is_empty() || reviewer_chars > MAX_REVIEWER_CHARS {
-        return Err(bad(
-            "reviewer",
-            format!("must be 1 to {MAX_REVIEWER_CHARS} characters (got {reviewer_chars})"),
-        ));
-    }
-    let note = input
-        .note
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty());
-    if let Some(chars) = note.as_ref().map(|n| n.chars().count()) {
-        if chars > MAX_NOTE_CHARS {
-            return Err(bad(
-                "note",
-                format!("is {chars} characters long; the limit is {MAX_NOTE_CHARS}"),
-            ));
-        }
-    }
-    let listing = match input.listing {
-        None => None,
-        Some(mut raw) => {
-            match raw.id.take().map(RawId::into_string) {
-                Some(given) if given != id => {
-                    return Err(bad(
-                        "listing.id",
-                        format!("must be the review's id `{id}` or left out"),
-                    ))
-                }
-                _ => raw.id = Some(RawId::Text(id.clone())),
-            }
-            let listing_prefix = join(&prefix, "listing");
-            ScoringCore::validate(model, vec![raw], |_, field| join(&listing_prefix, field))?.pop()
-        }
-    };
-    Ok(Pending {
-        prefix,
-        id,
-        label: input.label,
-        reviewer,
-        note,
-        listing,
-    })
+/// Reviews ready to store, and the listings among them still to be scored.
+struct Records {
+    records: Vec<ReviewRecord>,
+    /// Listings given with their review that the server never scored, by record index.
+    to_score: Vec<(usize, Listing)>,
 }
 
 /// Every review, oldest first, as JSON Lines: the listing schema's fields plus `label`,
