@@ -2,6 +2,7 @@
 //! (features → logit → calibrated probability → decision → reasons) every caller uses.
 
 pub mod artifact;
+mod load;
 pub mod network;
 pub mod operating;
 mod reasons;
