@@ -647,6 +647,25 @@ fn the_shipped_model_never_blocks_what_claims_no_known_brand() {
 }
 
 #[test]
+fn the_shipped_model_blocks_a_written_name_not_a_product_line_word() {
+    use knockoff::brand::MatchKind;
+    use knockoff::decision::Decision;
+    let model = shipped_model();
+    let named = plain_listing(&model, "Rolex Submariner Date 41mm 1:1 replica", "", 60.0);
+    let alias = plain_listing(&model, "Submariner Date 41mm 1:1 replica", "", 60.0);
+    let features = model.featurize(&[named.clone(), alias.clone()]);
+    assert_eq!(
+        features[1].brand.as_ref().map(|b| b.how),
+        Some(MatchKind::Alias)
+    );
+    let scores = model.score(&[named, alias]).unwrap();
+    assert_eq!(scores[0].decision, Decision::Block, "{scores:?}");
+    // Training tied the word to Rolex, but other catalogues use such words for other makers:
+    // without the name it is at most a review.
+    assert_ne!(scores[1].decision, Decision::Block, "{scores:?}");
+}
+
+#[test]
 fn an_expected_prevalence_shifts_probabilities_and_thresholds_together() {
     let model = shipped_model();
     let listing = rolex_watch(&model, "Rolex Submariner Date 41mm 1:1", 120.0);

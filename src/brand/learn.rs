@@ -132,9 +132,17 @@ pub(super) fn learn_aliases(
             }
         }
     }
+    // A word of a longer name ("north" of "The North Face") is part of that name, which the
+    // name matcher finds whole; on its own it is an ordinary word, not a name.
+    let name_words: HashSet<String> = base
+        .brands
+        .iter()
+        .flat_map(|b| words(&b.name))
+        .map(|w| w.text)
+        .collect();
     let mut aliases: Vec<(String, u32)> = counts
         .into_iter()
-        .filter(|(term, _)| !base.names.contains_key(term))
+        .filter(|(term, _)| !base.names.contains_key(term) && !name_words.contains(term))
         .filter_map(|(term, count)| {
             let (&brand, &n) = count
                 .by_brand

@@ -129,6 +129,15 @@ pub struct BrandMatch {
 }
 
 impl BrandMatch {
+    /// Whether the listing writes the brand's name, in any disguise or script, rather than
+    /// only a term its listings use. A product-line word ("submariner", "love", "charger")
+    /// went with one brand in training, but a marketplace with a wider catalogue uses it for
+    /// many: on its own it can point to a brand, not prove a claim to be it. A name written in
+    /// Chinese characters is a name.
+    pub fn names_brand(&self) -> bool {
+        self.how != MatchKind::Alias || self.text.chars().any(fold::is_cjk)
+    }
+
     /// "Rolex (title has \"r0lex\", spelled with digits for letters)", for reasons.
     pub fn describe(&self) -> String {
         let place = match self.found_in {
@@ -325,6 +334,52 @@ mod tests {
             found(&index, "Generic", "Rolex Submariner").unwrap().0,
             "Rolex"
         );
+    }
+
+    #[test]
+    fn words_of_a_longer_name_are_no_aliases() {
+        let mut rows = Vec::new();
+        for i in 0..30 {
+            rows.push(example(
+                "The North Face",
+                "The North Face Nuptse down jacket",
+                i % 2 == 0,
+            ));
+            rows.push(example("Cedar Home", "cotton towel set", false));
+        }
+        let index = BrandIndex::fit(&rows, BrandLearning::default());
+        // "nuptse" goes only with the brand; "north" and "face" are parts of its name.
+        assert_eq!(
+            found(&index, "", "nuptse jacket").map(|m| m.2),
+            Some(MatchKind::Alias)
+        );
+        assert_eq!(found(&index, "", "face mask for the north wind"), None);
+        assert_eq!(
+            found(&index, "", "the north face jacket").map(|m| m.2),
+            Some(MatchKind::Exact)
+        );
+    }
+
+    #[test]
+    fn only_names_and_cjk_aliases_name_the_brand() {
+        let index = index();
+        let named = |title: &str| found_match(&index, title).names_brand();
+        assert!(named("Rolex Submariner"));
+        assert!(named("r0lex watch"));
+        assert!(
+            named("精品劳力士手表"),
+            "a name in Chinese characters is a name"
+        );
+        assert!(
+            !named("automatic submariner 40mm"),
+            "a product-line word is not the name"
+        );
+    }
+
+    fn found_match(index: &BrandIndex, title: &str) -> BrandMatch {
+        index
+            .identify("", title, "")
+            .unwrap_or_else(|| panic!("{title}: not found"))
     }
 
     #[test]

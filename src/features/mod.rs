@@ -159,7 +159,7 @@ impl Features {
             claims_known_brand: self
                 .brand
                 .as_ref()
-                .is_some_and(|b| b.relation == Relation::Is),
+                .is_some_and(|b| b.relation == Relation::Is && b.names_brand()),
             known_share: self.known_share(),
             registered_log_ratio: self
                 .registered_price

@@ -570,3 +570,19 @@ fn a_tokenizer_file_cut_anywhere_is_an_error_not_a_panic() {
     }
     assert!(Featurizer::load_tokenizer(&whole).is_ok());
 }
+
+#[test]
+fn only_a_written_name_is_evidence_of_a_claim() {
+    let f = with_rolex(featurizer());
+    let named = f.featurize(&listing("Rolex Submariner automatic", "", "watches", None));
+    assert!(named.evidence().claims_known_brand);
+    // "submariner" went only with Rolex in training, so it points to the brand...
+    let alias = f.featurize(&listing("Submariner automatic 40mm", "", "watches", None));
+    let found = alias.brand.clone().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.how),
+        ("Rolex", crate::brand::MatchKind::Alias)
+    );
+    // ...but a wider catalogue uses such words for other makers: it is no claim to be Rolex.
+    assert!(!alias.evidence().claims_known_brand);
+}
