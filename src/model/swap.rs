@@ -37,6 +37,7 @@ enum Method {
     /// The atomic exchange where the system supports it, else the two renames.
     Exchange,
     /// Always the two renames.
+    #[cfg_attr(not(test), allow(dead_code))] // only tests force the fallback
     TwoRenames,
 }
 
@@ -118,7 +119,13 @@ fn two_renames(
         // Left by an earlier save of this process whose clean-up failed: `dir` is newer.
         remove_any(&backup).map_err(io(&backup))?;
     }
-    std::fs::rename(dir, &backup).map_err(io(dir))?;
+    if let Err(source) = std::fs::rename(dir, &backup) {
+        let _ = std::fs::remove_dir_all(staged);
+        return Err(ArtifactError::Io {
+            path: dir.to_path_buf(),
+            source,
+        });
+    }
     midway();
     if let Err(source) = std::fs::rename(staged, dir) {
         // Put the previous model back so the target still holds a good one.
