@@ -1,12 +1,14 @@
 //! Crashes and full disks at the worst moments of each write, through the real binaries:
 //! `kill -9` of knockoff-train while it writes a model (the old model stays whole and
 //! loadable, or the new one is complete), `kill -9` of knockoff-serve during a hot reload
-//! (it restarts on a valid model), and a model, a report and scores written to a full
-//! filesystem (a clear error, a failed exit, nothing half-written under the final name).
+//! (it restarts on a valid model), `kill -9` of knockoff-serve while clients post reviews
+//! (every acknowledged review is in the store, which opens), and a model, a report and
+//! scores written to a full filesystem (a clear error, a failed exit, nothing half-written
+//! under the final name).
 
 mod common;
 
-use common::server::start;
+use common::server::{start, START_TIMEOUT};
 use knockoff::model::Model;
 use serde_json::json;
 use std::os::unix::process::CommandExt;
@@ -55,15 +57,17 @@ fn old_model(parent: &Path, name: &str) -> PathBuf {
     target
 }
 
-/// The staging directory knockoff-train writes into beside the model, once it exists.
-fn staging(parent: &Path) -> Option<PathBuf> {
+/// The staging directory the knockoff-train process `pid` writes into beside the model,
+/// once it exists (not one a killed trainer left behind).
+fn staging(parent: &Path, pid: u32) -> Option<PathBuf> {
+    let prefix = format!(".knockoff-staging-{pid}-");
     std::fs::read_dir(parent)
         .ok()?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(".knockoff-staging-"))
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
         })
 }
 
@@ -109,7 +113,7 @@ fn kill_trainer_at(model: &Path, moment: Moment) -> bool {
             "knockoff-train never wrote a model"
         );
         if seen.is_none() {
-            seen = staging(parent).map(|s| (s, Instant::now()));
+            seen = staging(parent, child.id()).map(|s| (s, Instant::now()));
         }
         if let Some((stage, since)) = &seen {
             if moment.reached(stage, *since) || !stage.exists() {
@@ -156,6 +160,12 @@ fn kill_9_while_training_writes_leaves_the_old_model_or_the_new_one() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_whole(&model, &["done"]);
+    // What the killed trainers left beside the model was tidied by the last one's save.
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["model"]);
 }
 
 #[test]
@@ -200,6 +210,164 @@ fn kill_9_during_a_hot_reload_restarts_on_a_valid_model() {
             "{body}"
         );
     }
+}
+
+#[test]
+fn a_model_left_aside_by_an_interrupted_save_loads_and_the_next_save_tidies_it() {
+    let work = tempfile::tempdir().unwrap();
+    let model = old_model(work.path(), "old");
+    // A writer that could not exchange directories died between its two renames: the model
+    // path missing, the previous model renamed aside under the dead writer's process id.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    std::fs::rename(
+        &model,
+        work.path().join(format!(".knockoff-old-{dead}-model")),
+    )
+    .unwrap();
+    assert_whole(&model, &["old"]);
+    let mut new = common::tiny_model();
+    new.config.name = "new".into();
+    new.save(&model, &Default::default()).unwrap();
+    assert_whole(&model, &["new"]);
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["model"]);
+}
+
+// ---------------------------------------------------------------- reviews in the store
+
+const REVIEWER: &str = "crash-test-reviewer-token-0123";
+
+/// Posts reviews to `addr` until the server stops answering, each with a new id
+/// `{client}-{n}`, every third request a batch of three; sends the ids of each
+/// acknowledged (201) request down `acked`. Returns any answer that was neither 201 nor a
+/// refusal to wait (429).
+fn post_reviews_until_cut(
+    addr: std::net::SocketAddr,
+    client: &str,
+    acked: &std::sync::mpsc::Sender<Vec<String>>,
+) -> Vec<String> {
+    let auth = format!("Bearer {REVIEWER}");
+    let mut unexpected = Vec::new();
+    for n in 0.. {
+        let ids: Vec<String> = (0..if n % 3 == 2 { 3 } else { 1 })
+            .map(|k| format!("{client}-{n}-{k}"))
+            .collect();
+        let reviews: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                json!({"id": id, "label": "counterfeit", "reviewer": "kim", "listing":
+                    {"title": format!("Rolex Submariner copy {id}"), "price": 40, "currency": "USD"}})
+            })
+            .collect();
+        let body = json!({ "reviews": reviews }).to_string();
+        let headers = [("Authorization", auth.as_str())];
+        match common::http(addr, "POST", "/v1/reviews", &headers, body.as_bytes()) {
+            Ok((201, _)) => {
+                if acked.send(ids).is_err() {
+                    break;
+                }
+            }
+            Ok((429, _)) => {}
+            Ok((status, text)) => unexpected.push(format!("{status}: {text}")),
+            Err(_) => break, // the server was killed
+        }
+    }
+    unexpected
+}
+
+/// The ids of every review the server at `running` exports.
+fn exported_ids(running: &common::server::Running) -> std::collections::HashSet<String> {
+    let auth = format!("Bearer {REVIEWER}");
+    let (status, text) = common::http(
+        running.addr,
+        "GET",
+        "/v1/reviews",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_while_reviews_are_posted_loses_no_acknowledged_review() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    eprintln!("kill points seeded with {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let model = common::tiny_model_dir();
+    let work = tempfile::tempdir().unwrap();
+    let store = work.path().join("reviews.db");
+    let args = [
+        "--store",
+        store.to_str().unwrap(),
+        "--reviewer-token",
+        REVIEWER,
+    ];
+    let mut acknowledged: Vec<String> = Vec::new();
+    for round in 0..4 {
+        let mut server = start(model.path(), &args, &[]);
+        server.wait_ready();
+        // Every review acknowledged before this restart is there.
+        let present = exported_ids(&server);
+        let lost: Vec<_> = acknowledged
+            .iter()
+            .filter(|id| !present.contains(*id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: acknowledged, then lost: {lost:?}"
+        );
+        // Three clients post; the server is killed after a random number of answers.
+        let kill_after = rng.random_range(0..12);
+        let (sender, acks) = std::sync::mpsc::channel();
+        let clients: Vec<_> = (0..3)
+            .map(|c| {
+                let (addr, sender) = (server.addr, sender.clone());
+                std::thread::spawn(move || {
+                    post_reviews_until_cut(addr, &format!("r{round}c{c}"), &sender)
+                })
+            })
+            .collect();
+        drop(sender);
+        for _ in 0..kill_after {
+            acknowledged.extend(
+                acks.recv_timeout(START_TIMEOUT)
+                    .expect("reviews are acknowledged"),
+            );
+        }
+        server.child.kill().unwrap(); // SIGKILL, with requests in flight
+        server.child.wait().unwrap();
+        for client in clients {
+            let unexpected = client.join().unwrap();
+            assert!(unexpected.is_empty(), "{unexpected:?}");
+        }
+        acknowledged.extend(acks.into_iter().flatten());
+        eprintln!(
+            "round {round}: killed after {kill_after} answers, {} acknowledged in all",
+            acknowledged.len()
+        );
+    }
+    // The store opens outside the server too, and holds them all.
+    let opened = knockoff::store::Store::open(&store).unwrap();
+    assert!(opened.last_review().unwrap() >= acknowledged.len() as i64);
+    drop(opened);
+    let server = start(model.path(), &args, &[]);
+    server.wait_ready();
+    let present = exported_ids(&server);
+    assert!(acknowledged.iter().all(|id| present.contains(id)));
+    assert!(!acknowledged.is_empty());
 }
 
 // ---------------------------------------------------------------- full disk

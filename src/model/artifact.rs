@@ -4,7 +4,7 @@
 //! Layout: `config.json`, `model.safetensors`, `tokenizer.json`, `reference_prices.json`,
 //! `brands.json`, `metrics.json` and, when training made one, `report.html`.
 
-use super::{Model, FORMAT_VERSION};
+use super::{swap, Model, FORMAT_VERSION};
 use candle_core::{DType, Device, Tensor};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -130,18 +130,19 @@ pub struct Extras<'a> {
 }
 
 impl Model {
-    /// Writes the model into a temporary directory beside `dir`, then renames it into place,
-    /// so a crash mid-write never leaves a half-written model where a good one was.
+    /// Writes the model into a temporary directory beside `dir`, then swaps it into place
+    /// (see `swap.rs`), so a crash mid-write never leaves a half-written model where a good
+    /// one was, nor (where the system can exchange directories) no model at all.
     pub fn save(&mut self, dir: &Path, extras: &Extras) -> Result<(), ArtifactError> {
         let parent = match dir.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-        let staging = tempfile::Builder::new()
-            .prefix(".knockoff-staging-")
-            .tempdir_in(&parent)
-            .map_err(io(&parent))?;
+        // What an earlier writer killed mid-save left here: its staging directory removed,
+        // or the previous model it had renamed aside put back.
+        swap::clean_leftovers(dir, &parent)?;
+        let staging = swap::staging_dir(&parent)?;
         let stage = staging.path();
 
         self.config.weights_sha256 = self.write_weights(&stage.join(WEIGHTS_FILE))?;
@@ -160,7 +161,9 @@ impl Model {
         // serving user too.
         set_readable(stage)?;
         let staged = staging.keep();
-        replace_dir(&staged, dir, &parent)
+        let how = swap::replace_dir(&staged, dir, &parent)?;
+        tracing::debug!(path = %dir.display(), ?how, "model saved");
+        Ok(())
     }
 
     /// Writes the embedding table (f16), the MLP and the known-terms bitset to
@@ -219,35 +222,4 @@ impl Model {
         std::fs::write(&brands_path, brands).map_err(io(&brands_path))?;
         Ok(())
     }
-}
-
-/// Moves the staged model directory `staged` to `dir` (in `parent`), keeping the previous
-/// model aside until the new one is in place, and putting it back if the move fails.
-fn replace_dir(staged: &Path, dir: &Path, parent: &Path) -> Result<(), ArtifactError> {
-    let backup = parent.join(format!(
-        ".knockoff-old-{}-{}",
-        dir.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let had_old = dir.exists();
-    if had_old {
-        std::fs::rename(dir, &backup).map_err(io(dir))?;
-    }
-    if let Err(source) = std::fs::rename(staged, dir) {
-        if had_old {
-            // Put the previous model back so the target still holds a good one.
-            let _ = std::fs::rename(&backup, dir);
-        }
-        let _ = std::fs::remove_dir_all(staged);
-        return Err(ArtifactError::Io {
-            path: dir.to_path_buf(),
-            source,
-        });
-    }
-    if had_old {
-        std::fs::remove_dir_all(&backup).map_err(io(&backup))?;
-    }
-    Ok(())
 }

@@ -19,12 +19,28 @@ use std::sync::Arc;
 impl Model {
     /// Loads and validates a model directory: files present, format version, checksums,
     /// tensor shapes, and a finite score on a probe listing.
+    ///
+    /// While a save that could not exchange directories atomically has the previous model
+    /// renamed aside (or its writer died then), that previous model is loaded instead.
     pub fn load(dir: &Path) -> Result<Model, ArtifactError> {
-        if !dir.is_dir() {
+        if dir.is_dir() {
+            return Self::load_dir(dir);
+        }
+        let Some(aside) = super::swap::interrupted_save(dir) else {
             return Err(ArtifactError::NotFound {
                 path: dir.to_path_buf(),
             });
+        };
+        tracing::warn!(path = %dir.display(), from = %aside.display(),
+            "model directory missing mid-save; loading the previous model from beside it");
+        match Self::load_dir(&aside) {
+            // The save finished meanwhile and removed the copy: the new model is in place.
+            Err(_) if dir.is_dir() => Self::load_dir(dir),
+            loaded => loaded,
         }
+    }
+
+    fn load_dir(dir: &Path) -> Result<Model, ArtifactError> {
         let (config, config_path) = read_config(dir)?;
         check_dense_features(&config, &config_path)?;
         let weights = read_weights(&dir.join(WEIGHTS_FILE), &config)?;

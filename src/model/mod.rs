@@ -6,6 +6,7 @@ mod load;
 pub mod network;
 pub mod operating;
 mod reasons;
+mod swap;
 pub mod verdicts;
 
 use crate::data::currency::CurrencyRates;
