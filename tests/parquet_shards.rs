@@ -1,7 +1,8 @@
 //! Parquet in and out, and runs that merge, through the real `knockoff-score` binary and the
 //! tiny test model: Parquet input scores like CSV input, Parquet output is typed, bad Parquet
-//! rows are reported by row number, and three shards scored with `--summary-out` and merged
-//! give the counts and headline of one run over all rows; parts of another model are refused.
+//! rows are reported by row number, and shards (three CSV, six Parquet) scored with
+//! `--summary-out` and merged give the counts, headline and labelled evaluation of one run
+//! over all rows; parts of another model are refused.
 
 mod common;
 
@@ -215,16 +216,55 @@ fn group_counts(report: &Value) -> Vec<(String, String, u64, u64, u64)> {
     groups
 }
 
-#[test]
-fn merged_shards_give_the_report_of_one_run() {
-    let model = common::tiny_model_dir();
-    let dir = tempfile::tempdir().unwrap();
-    let whole = dir.path().join("whole.json");
-    let whole_summary = dir.path().join("whole-summary.json");
-    ok(score(
-        model.path(),
-        &common::fixture("tiny-listings.csv"),
-        &dir.path().join("whole.csv"),
+/// `--merge parts --report all.json --summary-out merged.json`: (report, merged summary,
+/// stdout).
+fn merge(dir: &Path, parts: &[PathBuf]) -> (Value, Value, String) {
+    let report = dir.join("all.json");
+    let merged_summary = dir.join("merged-summary.json");
+    let mut args: Vec<&OsStr> = vec!["--merge".as_ref()];
+    args.extend(parts.iter().map(|p| p.as_os_str()));
+    args.extend([
+        "--report".as_ref(),
+        report.as_os_str(),
+        "--summary-out".as_ref(),
+        merged_summary.as_os_str(),
+    ]);
+    let out = ok(run(&args));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (read_json(&report), read_json(&merged_summary), stdout)
+}
+
+/// Scores each shard with `--summary-out`; returns the summary files.
+fn score_shards(model: &Path, dir: &Path, shards: &[PathBuf]) -> Vec<PathBuf> {
+    let mut parts = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let part = dir.join(format!("part-{i}.json"));
+        let scores = dir.join(format!("scores-{i}.parquet"));
+        ok(score(
+            model,
+            shard,
+            &scores,
+            &["--summary-out".as_ref(), part.as_os_str()],
+        ));
+        let summary = read_json(&part);
+        assert_eq!(summary["model_name"], common::TINY_MODEL_NAME);
+        assert_eq!(
+            summary["format_version"],
+            knockoff::batch::summary::SUMMARY_FORMAT_VERSION
+        );
+        parts.push(part);
+    }
+    parts
+}
+
+/// One run over all rows: (report, summary, stdout).
+fn score_whole(model: &Path, dir: &Path, input: &Path) -> (Value, Value, String) {
+    let whole = dir.join("whole.json");
+    let whole_summary = dir.join("whole-summary.json");
+    let out = ok(score(
+        model,
+        input,
+        &dir.join("whole.csv"),
         &[
             "--report".as_ref(),
             whole.as_os_str(),
@@ -232,57 +272,111 @@ fn merged_shards_give_the_report_of_one_run() {
             whole_summary.as_os_str(),
         ],
     ));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (read_json(&whole), read_json(&whole_summary), stdout)
+}
 
-    let mut parts = Vec::new();
-    for (i, shard) in shards(dir.path(), 3).iter().enumerate() {
-        let part = dir.path().join(format!("part-{i}.json"));
-        let scores = dir.path().join(format!("scores-{i}.parquet"));
-        ok(score(
-            model.path(),
-            shard,
-            &scores,
-            &["--summary-out".as_ref(), part.as_os_str()],
-        ));
-        let summary = read_json(&part);
-        assert_eq!(summary["model_name"], common::TINY_MODEL_NAME);
-        assert_eq!(summary["format_version"], 1);
-        parts.push(part);
-    }
-    let merged = dir.path().join("all.json");
-    let mut args: Vec<&OsStr> = vec!["--merge".as_ref()];
-    args.extend(parts.iter().map(|p| p.as_os_str()));
-    let merged_summary = dir.path().join("merged-summary.json");
-    args.extend([
-        "--report".as_ref(),
-        merged.as_os_str(),
-        "--summary-out".as_ref(),
-        merged_summary.as_os_str(),
-    ]);
-    let out = ok(run(&args));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("merged 3 summaries"), "{stdout}");
-    assert!(stdout.contains("300 of 300 rows scored"), "{stdout}");
+fn close(a: &Value, b: &Value, tolerance: f64, what: &str) {
+    let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+    assert!((x - y).abs() <= tolerance, "{what}: {x} vs {y}");
+}
 
-    let (a, b) = (read_json(&whole), read_json(&merged));
+/// Probabilities scored in batches of another size may differ in the last bit of an `f32`,
+/// so figures computed from them agree to this, not bit for bit.
+const FLOAT_NOISE: f64 = 1e-6;
+
+/// The merged report and summary say what the single run's say: the same counts, the same
+/// headline (0.01 points) and the same labelled evaluation (figures and curves).
+fn assert_same_report(single: (&Value, &Value), merged: (&Value, &Value)) {
+    let ((a, sa), (b, sb)) = (single, merged);
     let (oa, ob) = (&a["overall"], &b["overall"]);
     assert_eq!(oa["listings"], 300);
-    assert_eq!(oa["listings"], ob["listings"]);
-    assert_eq!(oa["flagged"], ob["flagged"]);
-    assert_eq!(oa["labeled"], ob["labeled"]);
-    let estimate = |o: &Value| o["prevalence"]["estimate"].as_f64().unwrap();
-    // 0.01 percentage points.
-    assert!(
-        (estimate(oa) - estimate(ob)).abs() < 1e-4,
-        "{} vs {}",
-        estimate(oa),
-        estimate(ob)
-    );
-    assert_eq!(group_counts(&a), group_counts(&b));
-    let (sa, sb) = (read_json(&whole_summary), read_json(&merged_summary));
+    for key in ["listings", "flagged", "labeled"] {
+        assert_eq!(oa[key], ob[key], "overall.{key}");
+    }
+    for key in ["estimate", "ci_low", "ci_high"] {
+        // 0.01 percentage points.
+        close(&oa["prevalence"][key], &ob["prevalence"][key], 1e-4, key);
+    }
+    assert_eq!(oa["prevalence"]["method"], ob["prevalence"]["method"]);
+    assert_eq!(group_counts(a), group_counts(b));
     for key in ["rows", "scored", "errors", "scores"] {
         assert_eq!(sa[key], sb[key], "{key}");
     }
-    assert_eq!(sb["inputs"].as_array().unwrap().len(), 3);
+
+    let (ea, eb) = (&a["evaluation"], &b["evaluation"]);
+    assert_eq!(ea["labelled_listings"], 300, "{ea}");
+    for key in ["labelled_listings", "counterfeit"] {
+        assert_eq!(ea[key], eb[key], "evaluation.{key}");
+    }
+    for key in [
+        "roc_auc",
+        "pr_auc",
+        "recall_at_95_precision",
+        "expected_calibration_error",
+        "brier_score",
+    ] {
+        close(&ea[key], &eb[key], FLOAT_NOISE, key);
+    }
+    for chart in ["roc", "pr", "reliability"] {
+        let (ca, cb) = (ea[chart].as_array().unwrap(), eb[chart].as_array().unwrap());
+        assert!(ca.len() >= 3, "{chart}: {ca:?}");
+        assert_eq!(ca.len(), cb.len(), "{chart}");
+        for (pa, pb) in ca.iter().zip(cb) {
+            for (key, value) in pa.as_object().unwrap() {
+                match value.as_f64() {
+                    Some(_) => close(value, &pb[key], FLOAT_NOISE, &format!("{chart}.{key}")),
+                    None => assert_eq!(value, &pb[key], "{chart}.{key}"),
+                }
+            }
+        }
+    }
+}
+
+/// The figure after `name` in the metrics table a labelled run prints (row by row).
+fn printed_metric(stdout: &str, name: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name} in\n{stdout}"));
+    line.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+#[test]
+fn merged_shards_give_the_report_of_one_run() {
+    let model = common::tiny_model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, whole_summary, whole_out) = score_whole(
+        model.path(),
+        dir.path(),
+        &common::fixture("tiny-listings.csv"),
+    );
+    let parts = score_shards(model.path(), dir.path(), &shards(dir.path(), 3));
+    let (merged, merged_summary, stdout) = merge(dir.path(), &parts);
+    assert!(stdout.contains("merged 3 summaries"), "{stdout}");
+    assert!(stdout.contains("300 of 300 rows scored"), "{stdout}");
+    assert_same_report((&whole, &whole_summary), (&merged, &merged_summary));
+    assert_eq!(merged_summary["inputs"].as_array().unwrap().len(), 3);
+
+    // The report's binned evaluation agrees with the exact one the run prints; the tiny
+    // model's 300 scores crowd into a narrow range, so bins hold ties and the documented
+    // tolerance for such samples (a few thousandths, see knockoff::eval::binned) applies.
+    // The merge prints the binned table.
+    let tolerance = 0.005;
+    let evaluation = &merged["evaluation"];
+    for (printed, key) in [("ROC-AUC", "roc_auc"), ("PR-AUC", "pr_auc")] {
+        let exact = printed_metric(&whole_out, printed);
+        let binned = evaluation[key].as_f64().unwrap();
+        assert!(
+            (exact - binned).abs() <= tolerance,
+            "{key}: {exact} vs {binned}"
+        );
+        assert!(
+            (printed_metric(&stdout, printed) - binned).abs() <= 5e-5,
+            "{stdout}"
+        );
+    }
+    assert!(printed_metric(&whole_out, "ROC-AUC") > 0.6, "{whole_out}");
 
     // A part scored by another model is refused, naming the file.
     let other = common::tiny_model_dir_named("other", None);
@@ -307,4 +401,34 @@ fn merged_shards_give_the_report_of_one_run() {
         "{stderr}"
     );
     assert!(!dir.path().join("mixed.json").exists());
+}
+
+#[test]
+fn six_parquet_shards_merge_into_the_report_of_one_parquet_run() {
+    let model = common::tiny_model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let all = dir.path().join("all.parquet");
+    let rows = common::parquet::csv_to_parquet(&common::fixture("tiny-listings.csv"), &all);
+    assert_eq!(rows.unwrap(), 300);
+    let (whole, whole_summary, _) = score_whole(model.path(), dir.path(), &all);
+
+    let shards: Vec<PathBuf> = shards(dir.path(), 6)
+        .iter()
+        .enumerate()
+        .map(|(i, csv)| {
+            let parquet = dir.path().join(format!("shard-{i}.parquet"));
+            assert_eq!(common::parquet::csv_to_parquet(csv, &parquet).unwrap(), 50);
+            parquet
+        })
+        .collect();
+    let parts = score_shards(model.path(), dir.path(), &shards);
+    let (merged, merged_summary, stdout) = merge(dir.path(), &parts);
+    assert!(stdout.contains("merged 6 summaries"), "{stdout}");
+    assert!(stdout.contains("300 of 300 rows scored"), "{stdout}");
+    assert_same_report((&whole, &whole_summary), (&merged, &merged_summary));
+    let inputs = merged_summary["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 6);
+    assert!(inputs
+        .iter()
+        .all(|i| i.as_str().unwrap().ends_with(".parquet")));
 }

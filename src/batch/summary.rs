@@ -3,6 +3,7 @@
 //! so shards scored anywhere combine into the report of one run over all their rows.
 
 use crate::decision::Thresholds;
+use crate::eval::binned::LabelledBins;
 use crate::eval::prevalence::{
     BootstrapConfig, PrevalenceReport, PrevalenceTally, QuantificationStats, ScoredRow,
 };
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Version of the summary file's layout; parts of another version are refused.
-pub const SUMMARY_FORMAT_VERSION: u32 = 1;
+pub const SUMMARY_FORMAT_VERSION: u32 = 2;
 /// What the `format` field of a summary file says.
 pub const SUMMARY_FORMAT: &str = "knockoff-score-summary";
 
@@ -58,6 +59,9 @@ pub struct RunSummary {
     /// Scored listings in equal-width probability bins (the report's score histogram).
     pub scores: Vec<u64>,
     pub prevalence: PrevalenceTally,
+    /// The labelled rows' probabilities per label in fine bins: the report's evaluation
+    /// (ROC, precision-recall, reliability, key figures) comes from these.
+    pub labelled: LabelledBins,
 }
 
 impl RunSummary {
@@ -78,6 +82,7 @@ impl RunSummary {
             scored: 0,
             errors: 0,
             scores: vec![0; HISTOGRAM_BINS],
+            labelled: LabelledBins::new(model.thresholds()),
         }
     }
 
@@ -86,6 +91,9 @@ impl RunSummary {
         self.scored += 1;
         ScoreHistogram::count_into(&mut self.scores, row.probability);
         self.prevalence.record(row);
+        if let Some(label) = row.label {
+            self.labelled.add(row.probability, label);
+        }
     }
 
     /// Reads summary files and adds them up; a part from another model, thresholds or
@@ -139,6 +147,7 @@ impl RunSummary {
         for (mine, theirs) in self.scores.iter_mut().zip(&other.scores) {
             *mine += theirs;
         }
+        self.labelled.merge(&other.labelled)?;
         self.prevalence.merge(&other.prevalence);
         Ok(())
     }
@@ -173,10 +182,10 @@ impl RunSummary {
     }
 
     /// The report of the summarised rows: prevalence overall and per group, the score
-    /// histogram and thresholds (the labelled-evaluation parts are added by the caller
-    /// when it has labelled rows).
+    /// histogram and thresholds, and when the rows carry both labels the evaluation from
+    /// [`LabelledBins`] (so one run and a merge of its shards report the same figures).
     pub fn report_input(&self, title: &str, min_group_rows: usize) -> ReportInput {
-        ReportInput {
+        let mut input = ReportInput {
             title: title.to_string(),
             model_name: self.model_name.clone(),
             model_version: self.model_version.clone(),
@@ -196,6 +205,8 @@ impl RunSummary {
             reliability: None,
             metrics: None,
             audit: None,
-        }
+        };
+        input.add_binned_evaluation(&self.labelled);
+        input
     }
 }

@@ -150,12 +150,11 @@ fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     write_run_summary(&mut out, &summary, seconds, output)?;
     write_evaluation(&mut out, &summary, &model.thresholds())?;
+    // The report's evaluation comes from the run summary, as a merge of shards would.
     let mut input = summary.run.report_input(
         &format!("Counterfeit prevalence in {}", input_path.display()),
         args.min_group_rows,
     );
-    let labelled = summary.labelled();
-    input.add_evaluation(&labelled.probabilities, &labelled.labels);
     run_audit(&args, &model, audit_labels.as_deref(), &mut input, &mut out)?;
     if let Some(path) = &args.summary_out {
         summary.run.write(path)?;
@@ -178,6 +177,14 @@ fn merge(args: &Args) -> anyhow::Result<()> {
         total.rows,
         total.errors
     )?;
+    if let Some(binned) = total.labelled.evaluate() {
+        // The same table as one labelled run prints, from the summaries' bins (no groups).
+        writeln!(
+            out,
+            "{}",
+            summary_table(&binned.evaluation, &Default::default())
+        )?;
+    }
     let input = total.report_input(
         &format!(
             "Counterfeit prevalence in {} merged parts",

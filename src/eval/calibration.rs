@@ -26,12 +26,8 @@ pub struct ReliabilityBin {
 
 fn bin_pairs(pairs: &[(f32, bool)], bins: usize) -> Vec<ReliabilityBin> {
     let mut sums = vec![(0usize, 0.0f64, 0usize); bins];
-    let width = bins as f64;
     for &(p, label) in pairs {
-        // Saturating float→int casts put p < 0 in the first bin; `min` puts p >= 1
-        // (including exactly 1.0) in the last.
-        let index = ((f64::from(p) * width).floor() as usize).min(bins.saturating_sub(1));
-        if let Some(slot) = sums.get_mut(index) {
+        if let Some(slot) = sums.get_mut(reliability_index(p, bins)) {
             slot.0 += 1;
             slot.1 += f64::from(p);
             slot.2 += usize::from(label);
@@ -39,26 +35,52 @@ fn bin_pairs(pairs: &[(f32, bool)], bins: usize) -> Vec<ReliabilityBin> {
     }
     sums.into_iter()
         .enumerate()
-        .map(|(i, (count, sum_p, positives))| {
-            let n = count as f64; // 0/0 = NaN is exactly "empty bin"
-            ReliabilityBin {
-                lower: i as f64 / width,
-                upper: (i + 1) as f64 / width,
-                count,
-                mean_predicted: sum_p / n,
-                observed_rate: positives as f64 / n,
-            }
-        })
+        .map(|(i, (count, sum_p, positives))| reliability_bin(i, bins, count, sum_p, positives))
         .collect()
+}
+
+/// Bin `index` of `bins` equal-width bins, from its count, sum of probabilities and
+/// positives; an empty bin has NaN means.
+pub(super) fn reliability_bin(
+    index: usize,
+    bins: usize,
+    count: usize,
+    sum_p: f64,
+    positives: usize,
+) -> ReliabilityBin {
+    let width = bins as f64;
+    let n = count as f64; // 0/0 = NaN is exactly "empty bin"
+    ReliabilityBin {
+        lower: index as f64 / width,
+        upper: (index + 1) as f64 / width,
+        count,
+        mean_predicted: sum_p / n,
+        observed_rate: positives as f64 / n,
+    }
+}
+
+/// The equal-width bin of `bins` that [`reliability_bins`] puts `p` in.
+pub(super) fn reliability_index(p: f32, bins: usize) -> usize {
+    // Saturating float→int casts put p < 0 in the first bin; `min` puts p >= 1
+    // (including exactly 1.0) in the last.
+    ((f64::from(p) * bins as f64).floor() as usize).min(bins.saturating_sub(1))
 }
 
 pub(super) fn ece_of_pairs(pairs: &[(f32, bool)], bins: usize) -> f64 {
     if pairs.is_empty() || bins == 0 {
         return f64::NAN;
     }
-    let n = pairs.len() as f64;
-    bin_pairs(pairs, bins)
-        .iter()
+    ece_of_bins(&bin_pairs(pairs, bins))
+}
+
+/// Σ over non-empty bins of (bin count / n) · |mean predicted − observed rate|; NaN when
+/// every bin is empty.
+pub(super) fn ece_of_bins(bins: &[ReliabilityBin]) -> f64 {
+    let n = bins.iter().map(|b| b.count).sum::<usize>() as f64;
+    if n == 0.0 {
+        return f64::NAN;
+    }
+    bins.iter()
         .filter(|b| b.count > 0)
         .map(|b| b.count as f64 / n * (b.mean_predicted - b.observed_rate).abs())
         .sum()

@@ -123,8 +123,20 @@ pub fn evaluate(probs: &[f32], labels: &[bool], thresholds: &Thresholds) -> Eval
     let expected_calibration_error = ece_of_pairs(&pairs, ECE_BINS);
     let brier_score = brier_of_pairs(&pairs);
     let rows = pairs.len();
-
     let ranked = Ranked::from_pairs(pairs);
+    Evaluation {
+        rows,
+        skipped_nan,
+        expected_calibration_error,
+        brier_score,
+        decisions,
+        ..from_ranked(&ranked, thresholds)
+    }
+}
+
+/// The ranking metrics and threshold reports of `ranked`; the counts and calibration
+/// figures are left for the caller (rows 0, NaN calibration, no decisions).
+pub(super) fn from_ranked(ranked: &Ranked, thresholds: &Thresholds) -> Evaluation {
     let report = |name: &str, threshold: f32| {
         let confusion = ranked.confusion_at(threshold);
         ThresholdReport {
@@ -136,21 +148,20 @@ pub fn evaluate(probs: &[f32], labels: &[bool], thresholds: &Thresholds) -> Eval
             confusion,
         }
     };
-
     Evaluation {
-        rows,
+        rows: 0,
         positives: ranked.positives,
-        skipped_nan,
+        skipped_nan: 0,
         roc_auc: ranked.roc_auc(),
         pr_auc: ranked.average_precision(),
         recall_at_95_precision: ranked.recall_at_precision(PRECISION_TARGET),
-        expected_calibration_error,
-        brier_score,
+        expected_calibration_error: f64::NAN,
+        brier_score: f64::NAN,
         thresholds: vec![
             report(Decision::Review.as_str(), thresholds.review),
             report(Decision::Block.as_str(), thresholds.block),
         ],
-        decisions,
+        decisions: DecisionCounts::default(),
     }
 }
 

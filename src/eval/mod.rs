@@ -25,6 +25,7 @@
 //! operating points, so they are cheap on a few hundred thousand rows.
 
 pub mod audit;
+pub mod binned;
 pub mod calibration;
 pub mod confusion;
 pub mod evaluation;

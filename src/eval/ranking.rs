@@ -60,6 +60,27 @@ impl Ranked {
         clean_pairs(scores, labels).map(Self::from_pairs)
     }
 
+    /// Operating points of scores already grouped, as `(threshold, positives, negatives)` in
+    /// decreasing threshold order: every group is treated as tied at its threshold (the
+    /// bins of [`super::binned::LabelledBins`]). Empty groups are skipped.
+    pub(super) fn from_groups(groups: impl IntoIterator<Item = (f32, u64, u64)>) -> Self {
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let mut points = Vec::new();
+        for (threshold, positives, negatives) in groups {
+            if positives == 0 && negatives == 0 {
+                continue;
+            }
+            tp += usize::try_from(positives).unwrap_or(usize::MAX);
+            fp += usize::try_from(negatives).unwrap_or(usize::MAX);
+            points.push(OpPoint { threshold, tp, fp });
+        }
+        Ranked {
+            points,
+            positives: tp,
+            negatives: fp,
+        }
+    }
+
     pub(super) fn roc_auc(&self) -> f64 {
         if self.positives == 0 || self.negatives == 0 {
             return f64::NAN;
@@ -140,7 +161,7 @@ impl Ranked {
         }
     }
 
-    fn roc_points(&self) -> Vec<CurvePoint> {
+    pub(super) fn roc_points(&self) -> Vec<CurvePoint> {
         if self.positives == 0 || self.negatives == 0 {
             return Vec::new();
         }
@@ -148,7 +169,7 @@ impl Ranked {
         self.curve((0.0, 0.0), |p| (p.fp as f64 / neg, p.tp as f64 / pos))
     }
 
-    fn pr_points(&self) -> Vec<CurvePoint> {
+    pub(super) fn pr_points(&self) -> Vec<CurvePoint> {
         if self.positives == 0 {
             return Vec::new();
         }

@@ -3,6 +3,7 @@
 
 use super::{Curve, KeyFigures, ReportError, ReportInput, ScoreHistogram, HISTOGRAM_BINS};
 use crate::decision::Thresholds;
+use crate::eval::binned::LabelledBins;
 use crate::eval::calibration::{reliability_bins, ReliabilityBin, ECE_BINS};
 use crate::eval::evaluation::evaluate;
 use crate::eval::prevalence::{PrevalenceReport, ScoredRow, MIN_GROUP_ROWS};
@@ -28,18 +29,40 @@ fn labelled_parts(rows: &[ScoredRow], model: &Model) -> Option<LabelledParts> {
 }
 
 impl ReportInput {
-    /// Adds the evaluation of labelled probabilities (curves, reliability, key figures)
-    /// when they hold both classes; leaves the report as it is otherwise.
-    pub fn add_evaluation(&mut self, probabilities: &[f32], labels: &[bool]) {
-        let Some(thresholds) = self.thresholds else {
+    /// Adds the evaluation from a fixed-size summary of labelled probabilities (within
+    /// the tolerance documented in [`crate::eval::binned`]) when it holds both classes;
+    /// leaves the report as it is otherwise.
+    pub fn add_binned_evaluation(&mut self, bins: &LabelledBins) {
+        let (genuine, counterfeit) = bins.class_counts();
+        if genuine == 0 || counterfeit == 0 {
+            return;
+        }
+        let Some(binned) = bins.evaluate() else {
             return;
         };
-        if let Some(l) = labelled_parts_of(probabilities, labels, &thresholds) {
-            self.roc = Some(l.roc);
-            self.pr = Some(l.pr);
-            self.reliability = Some(l.reliability);
-            self.metrics = Some(l.metrics);
-        }
+        self.set_evaluation(LabelledParts {
+            roc: Curve {
+                points: binned.roc,
+                area: binned.evaluation.roc_auc,
+            },
+            pr: Curve {
+                points: binned.pr,
+                area: binned.evaluation.pr_auc,
+            },
+            reliability: binned
+                .reliability
+                .into_iter()
+                .filter(|b| b.count > 0)
+                .collect(),
+            metrics: KeyFigures::from(&binned.evaluation),
+        });
+    }
+
+    fn set_evaluation(&mut self, parts: LabelledParts) {
+        self.roc = Some(parts.roc);
+        self.pr = Some(parts.pr);
+        self.reliability = Some(parts.reliability);
+        self.metrics = Some(parts.metrics);
     }
 }
 

@@ -19,6 +19,7 @@ use crate::decision::Thresholds;
 use crate::eval::audit::AuditReport;
 use crate::eval::calibration::ReliabilityBin;
 use crate::eval::evaluation::Evaluation;
+use crate::eval::nan_serde::nan_as_null;
 use crate::eval::prevalence::PrevalenceReport;
 use crate::eval::ranking::CurvePoint;
 
@@ -84,15 +85,21 @@ impl ScoreHistogram {
     }
 }
 
-/// The key figures of a labelled sample, shown as a table under the evaluation charts.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// The key figures of a labelled sample, shown as a table under the evaluation charts (and
+/// under `evaluation` in the JSON report; undefined figures are `null`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct KeyFigures {
     pub labelled_listings: usize,
     pub counterfeit: usize,
+    #[serde(serialize_with = "nan_as_null::serialize")]
     pub roc_auc: f64,
+    #[serde(serialize_with = "nan_as_null::serialize")]
     pub pr_auc: f64,
+    #[serde(serialize_with = "nan_as_null::serialize")]
     pub recall_at_95_precision: f64,
+    #[serde(serialize_with = "nan_as_null::serialize")]
     pub expected_calibration_error: f64,
+    #[serde(serialize_with = "nan_as_null::serialize")]
     pub brier_score: f64,
 }
 
@@ -173,7 +180,7 @@ pub fn write_report(path: impl AsRef<Path>, input: &ReportInput) -> Result<(), R
     let path = path.as_ref();
     let contents = match ReportFormat::from_path(path)? {
         ReportFormat::Html => render_html(input)?,
-        ReportFormat::Json => json::render_json(&input.prevalence, input.audit.as_ref())?,
+        ReportFormat::Json => json::render_json(input)?,
     };
     crate::fsutil::write_atomically(path, contents.as_bytes(), ".knockoff-report-").map_err(
         |source| ReportError::Io {
@@ -216,6 +223,20 @@ mod tests {
         assert!(groups
             .iter()
             .any(|g| g["by"] == "currency" && g["value"] == "(none)"));
+        let evaluation = &json["evaluation"];
+        assert_eq!(
+            (
+                evaluation["labelled_listings"].as_u64(),
+                evaluation["roc_auc"].as_f64()
+            ),
+            (Some(400), Some(0.91))
+        );
+        assert_eq!(evaluation["roc"].as_array().unwrap().len(), 4);
+        assert_eq!(evaluation["pr"][2]["y"], 0.3);
+        assert_eq!(evaluation["reliability"].as_array().unwrap().len(), 3);
+        // Without labels there is no evaluation, rather than an empty one.
+        let unlabelled = json::render_json(&super::testutil::input(false)).unwrap();
+        assert!(!unlabelled.contains("\"evaluation\""), "{unlabelled}");
 
         // Overwrite with HTML next to it: no temporary files are left behind.
         write_report(dir.path().join("report.htm"), &input).unwrap();

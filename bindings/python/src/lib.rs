@@ -14,14 +14,16 @@ use scoring::{BindingError, LoadOptions, Scoring};
 use std::path::PathBuf;
 
 fn to_py(error: BindingError) -> PyErr {
-    use convert::ConvertError;
+    use convert::{ColumnsError, ConvertError};
     let message = error.to_string();
     match error {
-        BindingError::Convert(ConvertError::Column { .. }) => PyTypeError::new_err(message),
+        BindingError::Convert(ConvertError::Columns(ColumnsError::Column { .. })) => {
+            PyTypeError::new_err(message)
+        }
         BindingError::Convert(ConvertError::Output(_))
         | BindingError::Model(_)
         | BindingError::Threads(_) => PyRuntimeError::new_err(message),
-        BindingError::Convert(ConvertError::MissingTitle { .. })
+        BindingError::Convert(ConvertError::Columns(ColumnsError::MissingTitle { .. }))
         | BindingError::Load { .. }
         | BindingError::Store(_)
         | BindingError::Threshold(_) => PyValueError::new_err(message),

@@ -99,12 +99,12 @@ impl Scoring {
         batches: &[RecordBatch],
     ) -> Result<RecordBatch, BindingError> {
         // Refused even when there are no rows: a schema error should not depend on the data.
-        title_column(schema)?;
+        title_column(schema).map_err(ConvertError::from)?;
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
         let mut out = ScoresBuilder::with_capacity(rows);
         let mut line = 0u64;
         for batch in batches {
-            let columns = ListingColumns::find(batch)?;
+            let columns = ListingColumns::find(batch).map_err(ConvertError::from)?;
             let mut start = 0;
             while start < batch.num_rows() {
                 let end = (start + CHUNK_ROWS).min(batch.num_rows());

@@ -1,7 +1,8 @@
 //! Reads listings from CSV, gzip-compressed CSV, JSON Lines and Parquet files, by file
 //! extension, yielding each row with its line number (for Parquet: its row number, 1 for
 //! the first row) so every problem can be reported precisely. The formats themselves are
-//! read in [`csv`], [`jsonl`] and [`parquet`]; validation is shared.
+//! read in [`csv`], [`jsonl`] and [`parquet`] (through [`arrow`], the Arrow → row
+//! conversion the Python bindings use too); validation is shared.
 
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{parse_label, FieldLimits, Listing, ListingError, RawId, RawListing};
@@ -85,6 +86,7 @@ pub struct Row {
     pub label: Option<bool>,
 }
 
+pub mod arrow;
 mod csv;
 mod jsonl;
 mod parquet;

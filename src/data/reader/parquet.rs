@@ -2,11 +2,8 @@
 //! record batch at a time, row group after row group, so a file of any size is never held
 //! in memory; rows are numbered from 1 (the first data row) so problems can be located.
 
+use super::arrow::{listing_columns, ListingColumns};
 use super::{RawRow, ReadError, RowError};
-use crate::data::listing::{RawId, RawListing, RawPrice};
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow::compute::{can_cast_types, cast};
-use arrow::datatypes::{DataType, Schema};
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use std::fs::File;
@@ -15,111 +12,15 @@ use std::path::Path;
 /// Rows per record batch read.
 const BATCH_ROWS: usize = 8192;
 
-/// How a column is turned into listing fields.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
-    Text,
-    /// Integers stay integers (ids).
-    Integer,
-    /// Numbers stay numbers (prices).
-    Number,
-}
-
-/// The listing columns present in the file: (field, name in the file, kind).
-#[derive(Debug)]
-struct Columns {
-    found: Vec<(&'static str, String, Kind)>,
-}
-
-/// Listing fields read from Parquet, in the CSV schema's names.
-const FIELDS: [&str; 8] = [
-    "id",
-    "title",
-    "description",
-    "price",
-    "currency",
-    "brand",
-    "category",
-    "label",
-];
-
-impl Columns {
-    /// Finds the listing columns by name (case-insensitive) and checks each can be read.
-    fn from_schema(schema: &Schema) -> Result<Columns, String> {
-        let mut found = Vec::new();
-        for field in FIELDS {
-            let Some(column) = schema
-                .fields()
-                .iter()
-                .find(|f| f.name().trim().eq_ignore_ascii_case(field))
-            else {
-                continue;
-            };
-            let data_type = column.data_type();
-            let kind = match (field, data_type) {
-                ("id", t) if t.is_integer() => Kind::Integer,
-                ("price", t) if t.is_numeric() => Kind::Number,
-                _ => Kind::Text,
-            };
-            if kind == Kind::Text && !can_cast_types(data_type, &DataType::Utf8) {
-                return Err(format!(
-                    "column `{}` has type {data_type}, which cannot be read as text",
-                    column.name()
-                ));
-            }
-            found.push((field, column.name().clone(), kind));
-        }
-        if !found.iter().any(|(field, _, _)| *field == "title") {
-            return Err("missing required column `title`".to_string());
-        }
-        Ok(Columns { found })
-    }
-}
-
-/// One column of a batch, converted for reading row by row.
-enum Cells {
-    Text(StringArray),
-    Integer(Int64Array),
-    Number(Float64Array),
-}
-
-impl Cells {
-    fn convert(array: &ArrayRef, kind: Kind) -> Result<Cells, arrow::error::ArrowError> {
-        Ok(match kind {
-            Kind::Text => Cells::Text(cast(array, &DataType::Utf8)?.as_string::<i32>().clone()),
-            Kind::Integer => Cells::Integer(
-                cast(array, &DataType::Int64)?
-                    .as_primitive::<arrow::datatypes::Int64Type>()
-                    .clone(),
-            ),
-            Kind::Number => Cells::Number(
-                cast(array, &DataType::Float64)?
-                    .as_primitive::<arrow::datatypes::Float64Type>()
-                    .clone(),
-            ),
-        })
-    }
-
-    fn text(&self, i: usize) -> Option<String> {
-        match self {
-            Cells::Text(a) => a.is_valid(i).then(|| a.value(i).to_string()),
-            Cells::Integer(a) => a.is_valid(i).then(|| a.value(i).to_string()),
-            Cells::Number(a) => a.is_valid(i).then(|| a.value(i).to_string()),
-        }
-    }
-}
-
 /// A batch being handed out row by row.
 struct Batch {
-    /// One entry per found column, in `Columns::found` order.
-    cells: Vec<Cells>,
+    columns: ListingColumns,
     rows: usize,
 }
 
 /// A Parquet file being read row by row.
 pub(super) struct ParquetRows {
     reader: ParquetRecordBatchReader,
-    columns: Columns,
     batch: Option<Batch>,
     position: usize,
     /// Rows handed out so far.
@@ -130,7 +31,8 @@ pub(super) struct ParquetRows {
 
 impl ParquetRows {
     /// Opens the file and reads its schema; a file without a `title` column, or with a
-    /// listing column of a type that cannot be read, is refused as a whole.
+    /// listing column of a type that cannot be read, is refused as a whole. Only the listing
+    /// columns are read.
     pub(super) fn open(path: &Path) -> Result<ParquetRows, ReadError> {
         let file = File::open(path).map_err(|source| ReadError::Open {
             path: path.to_path_buf(),
@@ -142,12 +44,7 @@ impl ParquetRows {
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| header(format!("not a readable Parquet file: {e}")))?;
-        let schema = builder.schema().clone();
-        let columns = Columns::from_schema(&schema).map_err(header)?;
-        let indices = columns
-            .found
-            .iter()
-            .filter_map(|(_, name, _)| schema.index_of(name).ok());
+        let indices = listing_columns(builder.schema()).map_err(|e| header(e.to_string()))?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
         let reader = builder
             .with_projection(mask)
@@ -156,7 +53,6 @@ impl ParquetRows {
             .map_err(|e| header(e.to_string()))?;
         Ok(ParquetRows {
             reader,
-            columns,
             batch: None,
             position: 0,
             row: 0,
@@ -171,8 +67,13 @@ impl ParquetRows {
         }
         while self.batch.as_ref().is_none_or(|b| self.position >= b.rows) {
             let batch = match self.reader.next()? {
-                Ok(batch) => self.convert(&batch),
-                Err(e) => Err(e),
+                Ok(batch) => ListingColumns::find(&batch)
+                    .map(|columns| Batch {
+                        columns,
+                        rows: batch.num_rows(),
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             match batch {
                 Ok(batch) => {
@@ -193,54 +94,7 @@ impl ParquetRows {
         let i = self.position;
         self.position += 1;
         self.row += 1;
-        Some(Ok(self.raw_row(batch, i)))
-    }
-
-    fn convert(&self, batch: &RecordBatch) -> Result<Batch, arrow::error::ArrowError> {
-        let cells = self
-            .columns
-            .found
-            .iter()
-            .map(|(_, name, kind)| match batch.column_by_name(name) {
-                Some(array) => Cells::convert(array, *kind),
-                None => Err(arrow::error::ArrowError::SchemaError(format!(
-                    "column `{name}` is missing from a row group"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Batch {
-            cells,
-            rows: batch.num_rows(),
-        })
-    }
-
-    fn raw_row(&self, batch: &Batch, i: usize) -> RawRow {
-        let mut listing = RawListing::default();
-        let mut label = None;
-        for ((field, _, _), cells) in self.columns.found.iter().zip(&batch.cells) {
-            match (*field, cells) {
-                ("id", Cells::Integer(a)) => {
-                    listing.id = a.is_valid(i).then(|| RawId::Integer(a.value(i)));
-                }
-                ("id", c) => listing.id = c.text(i).map(RawId::Text),
-                ("title", c) => listing.title = c.text(i),
-                ("description", c) => listing.description = c.text(i),
-                ("price", Cells::Number(a)) => {
-                    listing.price = a.is_valid(i).then(|| RawPrice::Number(a.value(i)));
-                }
-                ("price", c) => listing.price = c.text(i).map(RawPrice::Text),
-                ("currency", c) => listing.currency = c.text(i),
-                ("brand", c) => listing.brand = c.text(i),
-                ("category", c) => listing.category = c.text(i),
-                ("label", c) => label = c.text(i),
-                _ => {}
-            }
-        }
-        RawRow {
-            line: self.row,
-            listing,
-            label,
-        }
+        Some(Ok(batch.columns.row(i, self.row)))
     }
 }
 
@@ -329,6 +183,19 @@ mod tests {
         assert!(error.contains("not a readable Parquet file"), "{error}");
         let no_title = write(vec![("name", Arc::new(StringArray::from(vec!["a"])))]);
         let error = RowReader::open(&no_title).err().unwrap().to_string();
-        assert!(error.contains("missing required column `title`"), "{error}");
+        assert!(
+            error.contains("missing required column `title` (columns: `name`)"),
+            "{error}"
+        );
+        // A listing column that is not one value is refused as a whole, naming it.
+        let list = arrow::array::ListArray::from_iter_primitive::<arrow::datatypes::Int64Type, _, _>(
+            vec![Some(vec![Some(1)])],
+        );
+        let nested = write(vec![
+            ("title", Arc::new(StringArray::from(vec!["a"]))),
+            ("brand", Arc::new(list)),
+        ]);
+        let error = RowReader::open(&nested).err().unwrap().to_string();
+        assert!(error.contains("column `brand`"), "{error}");
     }
 }
