@@ -1,7 +1,11 @@
+//! Featurizer tests: tokenizing, known terms, ids and price features (brands in `brands.rs`).
+
 use super::*;
 use crate::data::currency::CurrencyRates;
 use crate::data::listing::{FieldLimits, RawListing, RawPrice};
 use rand::{Rng, SeedableRng};
+
+mod brands;
 
 fn featurizer() -> Featurizer {
     let plain = Featurizer::new(
@@ -33,113 +37,6 @@ fn listing(title: &str, brand: &str, category: &str, price: Option<f64>) -> List
     }
     .validate(&CurrencyRates::default(), &FieldLimits::default())
     .unwrap()
-}
-
-/// The test featurizer knowing Rolex as a counterfeiting target.
-fn with_rolex(f: Featurizer) -> Featurizer {
-    use crate::brand::{BrandExample, BrandLearning};
-    let rows: Vec<BrandExample> = (0..40)
-        .map(|i| BrandExample {
-            brand: "Rolex",
-            title: "Rolex Submariner Date",
-            counterfeit: i % 2 == 0,
-        })
-        .collect();
-    f.with_brands(Arc::new(BrandIndex::fit(&rows, BrandLearning::default())))
-}
-
-fn verdanne() -> RegisteredBrand {
-    use crate::registry::{BrandEntry, RegisteredProduct};
-    RegisteredBrand {
-        name: "Verdanne".into(),
-        entry: BrandEntry {
-            aliases: vec!["维丹妮".into()],
-            products: vec![RegisteredProduct {
-                name: "Aurora tote".into(),
-                category: "bags".into(),
-                list_price: 400.0,
-                currency: "USD".into(),
-            }],
-        },
-        created_at: String::new(),
-        updated_at: String::new(),
-    }
-}
-
-#[test]
-fn a_registered_brand_is_claimed_and_priced_by_its_list_price() {
-    let f = with_rolex(featurizer());
-    let fake = listing("V3rdanne Aurora tote", "", "bags", Some(40.0));
-    let before = f.clone();
-    assert_eq!(f.featurize(&fake).brand, None, "unknown before registering");
-    f.use_registry(&[verdanne()], &CurrencyRates::default());
-    let explained = f.explain(&fake);
-    let found = explained.features.brand.clone().unwrap();
-    assert_eq!((found.name.as_str(), found.registered), ("Verdanne", true));
-    assert_eq!(explained.features.dense[CLAIMS_BRAND_INDEX], 1.0);
-    let price = explained.price.registered.clone().unwrap();
-    assert_eq!(
-        (price.level, price.product.as_deref(), price.base_price),
-        (RefLevel::Product, Some("Aurora tote"), 400.0)
-    );
-    assert_eq!(explained.price.usual_price, 400.0);
-    let ratio = explained.features.dense[LOG_RATIO_INDEX];
-    assert!((ratio - (0.1f32).ln()).abs() < 1e-5, "{ratio}");
-    // Learned brands still come first, and a clone made before keeps no registry.
-    assert!(
-        !f.featurize(&listing("Rolex Submariner", "", "", None))
-            .brand
-            .unwrap()
-            .registered
-    );
-    assert_eq!(before.featurize(&fake).brand, None);
-    // The brand field naming it counts as a selected brand named in the title.
-    let genuine = f.featurize(&listing(
-        "Verdanne Aurora tote",
-        "Verdanne",
-        "bags",
-        Some(400.0),
-    ));
-    assert_eq!(genuine.dense[BRAND_MISSING_INDEX], 0.0);
-    assert_eq!(genuine.dense[BRAND_IN_TITLE_INDEX], 1.0);
-    assert_eq!(genuine.dense[LOG_RATIO_INDEX], 0.0);
-}
-
-#[test]
-fn as_registered_copies_keep_price_and_brand_features_without_the_brand_terms() {
-    let f = with_rolex(featurizer());
-    let l = listing("ROLEX Submariner Date aaa", "Rolex", "watches", Some(500.0));
-    let full = f.featurize(&l);
-    let copy = f.featurize_as_registered(&l).unwrap();
-    assert_eq!(copy.dense, full.dense);
-    assert_eq!(copy.brand, full.brand);
-    let without = f.featurize(&listing("Submariner Date aaa", "", "watches", Some(500.0)));
-    assert_eq!(
-        copy.ids, without.ids,
-        "no term of the brand's name or field"
-    );
-    assert_eq!(
-        copy.unknown, without.unknown,
-        "the brand's terms are absent, as at scoring, not unknown"
-    );
-    assert_eq!(
-        f.featurize_as_registered(&listing("plain towel", "", "", None)),
-        None
-    );
-}
-
-#[test]
-fn removal_ignores_ascii_case_and_never_splits_characters() {
-    assert_eq!(
-        remove_ignoring_case("ROLEX watch rolex", "Rolex"),
-        "  watch  "
-    );
-    assert_eq!(
-        remove_ignoring_case("İstanbul Rolex", "rolex"),
-        "İstanbul Rolex"
-    );
-    assert_eq!(remove_ignoring_case("劳力士 watch", "劳力士"), "  watch");
-    assert_eq!(remove_ignoring_case("abc", " "), "abc");
 }
 
 fn terms(f: &Featurizer, title: &str) -> Vec<(TermKind, String)> {
@@ -569,20 +466,4 @@ fn a_tokenizer_file_cut_anywhere_is_an_error_not_a_panic() {
         assert!(matches!(error, FeatureError::Tokenizer(_)), "cut at {end}");
     }
     assert!(Featurizer::load_tokenizer(&whole).is_ok());
-}
-
-#[test]
-fn only_a_written_name_is_evidence_of_a_claim() {
-    let f = with_rolex(featurizer());
-    let named = f.featurize(&listing("Rolex Submariner automatic", "", "watches", None));
-    assert!(named.evidence().claims_known_brand);
-    // "submariner" went only with Rolex in training, so it points to the brand...
-    let alias = f.featurize(&listing("Submariner automatic 40mm", "", "watches", None));
-    let found = alias.brand.clone().unwrap();
-    assert_eq!(
-        (found.name.as_str(), found.how),
-        ("Rolex", crate::brand::MatchKind::Alias)
-    );
-    // ...but a wider catalogue uses such words for other makers: it is no claim to be Rolex.
-    assert!(!alias.evidence().claims_known_brand);
 }
