@@ -499,6 +499,8 @@ async fn work_over_the_in_flight_bound_is_refused_at_once_and_small_requests_sti
             c.admission.small_request_bytes = 1_000;
             c.admission.small_reserve_bytes = 2_000;
             c.admission.max_inflight_bytes = 22_000;
+            // Refused at once, not after the default wait for room.
+            c.admission.max_wait = std::time::Duration::ZERO;
         },
         StateOptions { start_paused: true },
     );

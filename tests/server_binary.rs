@@ -297,6 +297,10 @@ fn work_over_the_in_flight_bound_gets_429_before_its_body_is_sent() {
             "1000",
             "--max-inflight-bytes",
             "101000",
+            "--admission-wait-ms",
+            "0",
+            "--connection-buffer-bytes",
+            "8192",
         ],
         &[],
     );
@@ -329,4 +333,16 @@ fn work_over_the_in_flight_bound_gets_429_before_its_body_is_sent() {
     held.write_all(&big[10..]).unwrap();
     let (status, head) = read_head(&mut held);
     assert_eq!(status, 200, "{head}");
+    // A connection buffers at most --connection-buffer-bytes: headers beyond it are
+    // refused (431) instead of buffered, while 100 KB bodies streamed through it above.
+    let long = "x".repeat(10_000);
+    let (status, _) = http(
+        server.addr,
+        "POST",
+        "/v1/score",
+        &[("X-Padding", &long)],
+        listings()[1].to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 431);
 }

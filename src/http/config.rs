@@ -28,8 +28,15 @@ pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_SMALL_REQUEST_BYTES: usize = 16 * 1024;
 /// 512 KiB of the in-flight bound is kept for small requests.
 pub const DEFAULT_SMALL_RESERVE_BYTES: usize = 512 * 1024;
-/// Milliseconds a request may wait for room before 429 (see README, "Overload").
-pub const DEFAULT_ADMISSION_WAIT_MS: u64 = 0;
+/// Bytes each connection may buffer while reading a request (hyper's read buffer): 256
+/// connections of 1,000-listing bodies hold at most 16 MiB in these (README, "Overload").
+pub const DEFAULT_CONNECTION_BUFFER_BYTES: usize = 64 * 1024;
+/// hyper's floor for a connection's read buffer (it refuses anything smaller).
+pub const MIN_CONNECTION_BUFFER_BYTES: usize = 8192;
+/// Milliseconds a request may wait for room before 429 (see README, "Overload"): long
+/// enough that refused clients do not resend faster than work finishes, short against a
+/// client's usual 2 s timeout.
+pub const DEFAULT_ADMISSION_WAIT_MS: u64 = 500;
 /// Longest admission wait accepted: beyond it clients time out before the 429 arrives.
 pub const MAX_ADMISSION_WAIT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_MODEL_BATCH: usize = 256;
@@ -75,6 +82,10 @@ pub struct Cli {
     /// served) before its 429; 0 answers 429 at once.
     #[arg(long, env = "KNOCKOFF_ADMISSION_WAIT_MS", default_value_t = DEFAULT_ADMISSION_WAIT_MS)]
     pub admission_wait_ms: u64,
+    /// Bytes each connection may buffer while reading a request (at least 8192); the
+    /// request line and headers must fit.
+    #[arg(long, env = "KNOCKOFF_CONNECTION_BUFFER_BYTES", default_value_t = DEFAULT_CONNECTION_BUFFER_BYTES)]
+    pub connection_buffer_bytes: usize,
     /// Requests that may wait for the model at once; beyond that, 429 with Retry-After.
     #[arg(long, env = "KNOCKOFF_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY)]
     pub queue_capacity: usize,
@@ -199,6 +210,8 @@ pub struct ServerConfig {
     pub max_batch_listings: usize,
     pub max_body_bytes: usize,
     pub admission: AdmissionOptions,
+    /// Read buffer of each connection, in bytes.
+    pub connection_buffer_bytes: usize,
     pub queue_capacity: usize,
     pub max_model_batch: usize,
     pub reasons: usize,
@@ -230,6 +243,7 @@ impl ServerConfig {
                 small_reserve_bytes: DEFAULT_SMALL_RESERVE_BYTES,
                 max_wait: Duration::from_millis(DEFAULT_ADMISSION_WAIT_MS),
             },
+            connection_buffer_bytes: DEFAULT_CONNECTION_BUFFER_BYTES,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_model_batch: DEFAULT_MAX_MODEL_BATCH,
             reasons: DEFAULT_REASONS,
@@ -263,6 +277,11 @@ impl ServerConfig {
             });
         }
         self.validate_admission()?;
+        at_least(
+            "connection-buffer-bytes",
+            MIN_CONNECTION_BUFFER_BYTES,
+            self.connection_buffer_bytes,
+        )?;
         at_least("queue-capacity", 1, self.queue_capacity)?;
         at_least("max-model-batch", 1, self.max_model_batch)?;
         at_least("review-queue-max", 1, self.review_queue_max)?;
@@ -362,6 +381,7 @@ impl Cli {
                 small_reserve_bytes: self.small_reserve_bytes,
                 max_wait: Duration::from_millis(self.admission_wait_ms),
             },
+            connection_buffer_bytes: self.connection_buffer_bytes,
             queue_capacity: self.queue_capacity,
             max_model_batch: self.max_model_batch,
             reasons: self.reasons,
@@ -527,6 +547,21 @@ mod tests {
             assert!(e.to_string().contains(&format!("--{flag}")), "{e}");
         }
         assert!(parse(&["--max-body-bytes", "5000000000"]).is_err());
+        // hyper panics on a read buffer under 8 KiB: refused here instead.
+        assert_eq!(
+            parse(&["--connection-buffer-bytes", "8191"]).unwrap_err(),
+            ConfigError::TooSmall {
+                flag: "connection-buffer-bytes",
+                min: MIN_CONNECTION_BUFFER_BYTES,
+                value: 8191
+            }
+        );
+        assert_eq!(
+            parse(&["--connection-buffer-bytes", "8192"])
+                .unwrap()
+                .connection_buffer_bytes,
+            8192
+        );
         assert!(matches!(
             parse(&["--admission-wait-ms", "10001"]),
             Err(ConfigError::TooLarge {

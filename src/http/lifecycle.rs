@@ -4,6 +4,10 @@
 use super::config::ServerConfig;
 use super::router::router;
 use super::state::{AppState, StartError};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 
 /// Runs the server until SIGTERM or Ctrl-C, then stops accepting, lets in-flight requests
 /// finish for at most `config.shutdown_timeout`, and returns. SIGHUP reloads the model.
@@ -92,6 +96,10 @@ pub enum Drained {
 /// Serves `state` on `listener` until `shutdown` completes; then readiness turns false,
 /// no new connections are accepted, and in-flight requests get at most `timeout` to
 /// finish. Separate from [`run`] so tests can drive a shutdown without process signals.
+///
+/// Each connection is served by hyper's HTTP/1 with its read buffer capped at
+/// `connection_buffer_bytes` (axum's `serve` leaves it at hyper's 400 KB, which under a
+/// few hundred connections of large bodies was most of the server's memory).
 pub async fn serve<F>(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -108,20 +116,59 @@ where
         draining.begin_shutdown();
         let _ = stop_tx.send(true);
     });
-    let mut graceful_rx = stop_rx.clone();
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let buffer = state.config().connection_buffer_bytes;
+    let service = TowerToHyperService::new(router(state).into_service());
+    let graceful = GracefulShutdown::new();
+    let mut accept_rx = stop_rx;
+    let stopped = async move {
         // An error means the sender is gone, which only happens after it sent.
-        let _ = graceful_rx.wait_for(|stop| *stop).await;
-    });
-    let mut deadline_rx = stop_rx;
-    let deadline = async move {
-        let _ = deadline_rx.wait_for(|stop| *stop).await;
-        tokio::time::sleep(timeout).await;
+        let _ = accept_rx.wait_for(|stop| *stop).await;
     };
-    tokio::select! {
-        result = std::future::IntoFuture::into_future(server) => result.map(|()| Drained::Completely),
-        () = deadline => Ok(Drained::TimedOut),
+    tokio::pin!(stopped);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    wait_after_accept_error(e).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        // Answers are written whole: Nagle's delay only slows the small ones.
+        let _ = stream.set_nodelay(true);
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .max_buf_size(buffer)
+            .serve_connection(TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => Ok(Drained::Completely),
+        () = tokio::time::sleep(timeout) => Ok(Drained::TimedOut),
+    }
+}
+
+/// After a failed `accept`: a client that gave up is nothing; running out of file
+/// descriptors (or any other error) is logged, and accepting pauses a moment so
+/// connections can close instead of the loop spinning.
+async fn wait_after_accept_error(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection; pausing 100 ms");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
 enum SignalKind {
