@@ -82,17 +82,21 @@ pub struct EvidenceRule {
 
 impl EvidenceRule {
     /// Whether the evidence is strong enough for the usual thresholds (and so for `block`).
+    ///
+    /// A listing that names a registered brand and is priced under the floor rests on what
+    /// the rights holder registered (its name and list price), not on the model knowing
+    /// the words around them: unfamiliar text does not weaken it.
     pub fn is_strong(&self, evidence: Evidence) -> bool {
-        let priced_as_registered =
-            match (evidence.registered_log_ratio, self.registered_price_floor) {
-                (Some(ratio), Some(floor)) => ratio >= floor,
-                _ => false,
-            };
-        evidence.claims_known_brand
-            && !priced_as_registered
-            && evidence
-                .known_share
-                .is_some_and(|share| share >= self.min_known_share)
+        let registered_side = evidence
+            .registered_log_ratio
+            .zip(self.registered_price_floor)
+            .map(|(ratio, floor)| ratio >= floor);
+        let priced_as_registered = registered_side == Some(true);
+        let under_registered_price = registered_side == Some(false);
+        let familiar = evidence
+            .known_share
+            .is_some_and(|share| share >= self.min_known_share);
+        evidence.claims_known_brand && !priced_as_registered && (familiar || under_registered_price)
     }
 
     pub fn decide(
@@ -192,6 +196,27 @@ mod tests {
             ..strong
         };
         assert_eq!(rule.decide(&t, 0.85, registered_cheap), Decision::Block);
+        // Under its registered price, a listing naming the brand may be blocked whatever
+        // words surround the name; unbranded or at list price, unfamiliar text stays weak.
+        let registered_cheap_unfamiliar = Evidence {
+            known_share: Some(0.2),
+            ..registered_cheap
+        };
+        assert_eq!(
+            rule.decide(&t, 0.85, registered_cheap_unfamiliar),
+            Decision::Block
+        );
+        let unfamiliar_at_list = Evidence {
+            known_share: Some(0.2),
+            ..registered_at_list
+        };
+        let cheap_unfamiliar_unnamed = Evidence {
+            claims_known_brand: false,
+            ..registered_cheap_unfamiliar
+        };
+        for weak in [unfamiliar_at_list, cheap_unfamiliar_unnamed] {
+            assert_eq!(rule.decide(&t, 0.85, weak), Decision::Allow, "{weak:?}");
+        }
         let no_floor = EvidenceRule {
             registered_price_floor: None,
             ..rule

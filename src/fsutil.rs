@@ -38,7 +38,35 @@ pub fn publish(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()>
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
+    // The rename is an entry in the directory: on disk only once the directory is.
+    sync_dir(
+        path.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+}
+
+/// Flushes a directory's entries (files created, renamed or removed in it) to disk. A no-op
+/// where directories cannot be opened as files (not Unix).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
+}
+
+/// Flushes every file directly in `dir`, then the directory itself: what a writer calls
+/// before renaming a staged directory into place, so a power cut after the rename cannot
+/// leave a directory of empty or torn files.
+pub fn sync_dir_and_files(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -57,6 +85,21 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syncing_a_directory_and_its_files_reports_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"a").unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        sync_dir_and_files(dir.path()).unwrap();
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            sync_dir_and_files(&missing).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+        #[cfg(unix)]
+        assert!(sync_dir(&missing).is_err());
+    }
 
     #[test]
     fn atomic_write_replaces_whole_and_leaves_no_temporary() {

@@ -160,8 +160,11 @@ impl Model {
         // tempfile creates private (0700/0600) entries; a model is meant to be read by the
         // serving user too.
         set_readable(stage)?;
+        // Durable before it is visible, and the swap durable once done.
+        crate::fsutil::sync_dir_and_files(stage).map_err(io(stage))?;
         let staged = staging.keep();
         let how = swap::replace_dir(&staged, dir, &parent)?;
+        crate::fsutil::sync_dir(&parent).map_err(io(&parent))?;
         tracing::debug!(path = %dir.display(), ?how, "model saved");
         Ok(())
     }
