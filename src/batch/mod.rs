@@ -142,12 +142,18 @@ impl ScoreSummary {
         &self.labelled
     }
 
-    /// The category of each labelled row ("" when it has none).
-    pub fn categories_of_labelled(&self) -> Vec<&str> {
-        self.labelled_categories
-            .iter()
-            .map(|&i| self.categories.get(i as usize).map_or("", String::as_str))
-            .collect()
+    /// The category of each labelled row, as an index for [`ScoreSummary::category_name`]
+    /// (four bytes a row, not a string).
+    pub fn categories_of_labelled(&self) -> &[u32] {
+        &self.labelled_categories
+    }
+
+    /// The category an index of [`ScoreSummary::categories_of_labelled`] stands for (""
+    /// when the row has none).
+    pub fn category_name(&self, index: u32) -> &str {
+        self.categories
+            .get(index as usize)
+            .map_or("", String::as_str)
     }
 }
 

@@ -325,14 +325,16 @@ fn write_evaluation(
         return Ok(());
     }
     let evaluation = evaluate(&labelled.probabilities, &labelled.labels, thresholds);
-    let categories = summary.categories_of_labelled();
     let per_category = evaluate_by_group(
         &labelled.probabilities,
         &labelled.labels,
-        &categories,
+        summary.categories_of_labelled(),
         thresholds,
         MIN_EVAL_GROUP_ROWS,
-    );
+    )
+    .into_iter()
+    .map(|(index, e)| (summary.category_name(index).to_owned(), e))
+    .collect();
     writeln!(out, "{}", summary_table(&evaluation, &per_category))
 }
 

@@ -166,16 +166,18 @@ pub(super) fn from_ranked(ranked: &Ranked, thresholds: &Thresholds) -> Evaluatio
 }
 
 /// [`evaluate`] per group (e.g. category or marketplace), groups evaluated in parallel.
+/// Groups are any small key (a name, or an index into the caller's names, which keeps a
+/// many-million-row run from holding a string per row).
 ///
 /// Groups with fewer than `min_rows` input rows are left out, since their metrics would
 /// be noise; the caller can find them by comparing keys. Empty map on length mismatch.
-pub fn evaluate_by_group(
+pub fn evaluate_by_group<G: Ord + Copy + Send>(
     probs: &[f32],
     labels: &[bool],
-    groups: &[&str],
+    groups: &[G],
     thresholds: &Thresholds,
     min_rows: usize,
-) -> BTreeMap<String, Evaluation> {
+) -> BTreeMap<G, Evaluation> {
     if probs.len() != labels.len() || probs.len() != groups.len() {
         tracing::warn!(
             probs = probs.len(),
@@ -185,7 +187,7 @@ pub fn evaluate_by_group(
         );
         return BTreeMap::new();
     }
-    let mut split: BTreeMap<&str, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
+    let mut split: BTreeMap<G, (Vec<f32>, Vec<bool>)> = BTreeMap::new();
     for ((&p, &l), &g) in probs.iter().zip(labels).zip(groups) {
         let entry = split.entry(g).or_default();
         entry.0.push(p);
@@ -196,7 +198,7 @@ pub fn evaluate_by_group(
         .filter(|(_, (p, _))| p.len() >= min_rows)
         .collect::<Vec<_>>()
         .into_par_iter()
-        .map(|(g, (p, l))| (g.to_owned(), evaluate(&p, &l, thresholds)))
+        .map(|(g, (p, l))| (g, evaluate(&p, &l, thresholds)))
         .collect()
 }
 
@@ -306,7 +308,12 @@ mod tests {
         let labels = [T, F, F, T, T, F];
         let groups = ["shoes", "shoes", "bags", "bags", "shoes", "watches"];
         let by = evaluate_by_group(&probs, &labels, &groups, &TH, 2);
-        assert_eq!(by.keys().collect::<Vec<_>>(), ["bags", "shoes"]);
+        assert_eq!(by.keys().copied().collect::<Vec<_>>(), ["bags", "shoes"]);
+        // Indices into names group the same way.
+        let indices: Vec<u32> = groups.iter().map(|g| g.len() as u32).collect();
+        let by_index = evaluate_by_group(&probs, &labels, &indices, &TH, 2);
+        assert_eq!(by_index[&5], by["shoes"]);
+        assert_eq!(by_index[&4], by["bags"]);
         assert_eq!(by["shoes"], evaluate(&[0.9, 0.1, 0.7], &[T, F, T], &TH));
         close(by["shoes"].roc_auc, 1.0);
         close(by["bags"].roc_auc, 0.0);

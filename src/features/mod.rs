@@ -340,11 +340,19 @@ impl Featurizer {
         let brands = view.as_ref().map_or(&self.brands, |v| v.brands());
         let identified = brands.identify(&listing.brand, &listing.title, &listing.description);
         // A registered brand's name is no term the model learned, and training saw such
-        // listings without it (see `featurize_as_registered`): its text goes without the name.
+        // listings without it (see `featurize_as_registered`): its text goes without the
+        // name, and without its registered product names, whose words the model knows
+        // only from other brands' listings ("meridian", "solstice").
         let masked = identified
             .as_ref()
             .filter(|b| b.registered && b.relation == Relation::Is)
-            .map(|found| without_brand(listing, found));
+            .map(|found| {
+                let masked = without_brand(listing, found);
+                match view.as_deref() {
+                    Some(view) => without_words(masked, &view.product_words(&found.name)),
+                    None => masked,
+                }
+            });
         let text = masked.as_ref().unwrap_or(listing);
         let tokenized = self.tokenize([text.title.as_str(), text.description.as_str()]);
         let [title, description] = tokenized.fields();

@@ -183,20 +183,14 @@ impl Featurizer {
             identified,
         };
         if let Some(view) = view {
-            self.use_registered_price(&mut side, view, listing, key.title_words);
+            self.use_registered_price(&mut side, view, listing);
         }
         side
     }
 
     /// A registered brand's own list prices are the usual prices of its products; its
     /// name in the brand field counts as a selected brand.
-    fn use_registered_price(
-        &self,
-        side: &mut PriceSide,
-        view: &RegistryView,
-        listing: &Listing,
-        title_words: &[&str],
-    ) {
+    fn use_registered_price(&self, side: &mut PriceSide, view: &RegistryView, listing: &Listing) {
         let Some(found) = side
             .identified
             .as_ref()
@@ -205,17 +199,18 @@ impl Featurizer {
             return;
         };
         let category_key = group_key(&listing.category);
-        let Some(price) = view.price(&found.name, title_words, &category_key) else {
+        // The text scored goes without the brand's name and product names: its products
+        // and name are looked for in the title as written.
+        let title = self.words_of(&listing.title);
+        let title: Vec<&str> = title.iter().map(String::as_str).collect();
+        let Some(price) = view.price(&found.name, &title, &category_key) else {
             return;
         };
         side.group_median = view
             .group_price(&found.name, &category_key)
             .unwrap_or(price.base_price);
         if found.found_in == BrandSource::Field {
-            // The text scored goes without the name: look for it in the title as written.
             side.brand_missing = false;
-            let title = self.words_of(&listing.title);
-            let title: Vec<&str> = title.iter().map(String::as_str).collect();
             side.named = has_phrase(&title, &self.words_of(&found.name));
         }
         side.basis.level = price.level;

@@ -2,6 +2,7 @@
 //! branded listings that look as a newly registered brand does.
 
 use super::*;
+use std::collections::HashSet;
 
 /// The registry view in use; a clone starts with the view its original had then.
 #[derive(Default)]
@@ -27,6 +28,27 @@ pub(super) fn without_brand(listing: &Listing, found: &BrandMatch) -> Listing {
         masked.description = remove_ignoring_case(&masked.description, name);
     }
     masked
+}
+
+/// `listing` without the white-space separated words of its title and description that
+/// are in `words` (compared lower-cased, without surrounding punctuation): a registered
+/// brand's product names, which are its own and say nothing the model learned.
+pub(super) fn without_words(mut listing: Listing, words: &HashSet<&str>) -> Listing {
+    if words.is_empty() {
+        return listing;
+    }
+    let keep = |text: &str| -> String {
+        text.split_whitespace()
+            .filter(|token| {
+                let core = token.trim_matches(|c: char| !c.is_alphanumeric());
+                !words.contains(core.to_lowercase().as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    listing.title = keep(&listing.title);
+    listing.description = keep(&listing.description);
+    listing
 }
 
 /// `text` without any occurrence of `needle`, compared ignoring ASCII case.
@@ -59,6 +81,10 @@ impl Featurizer {
     /// and text is unknown to the model, as a newly registered name is). `None` when the
     /// listing claims no known brand. Training shows the model such copies so that it judges
     /// registered brands by price and wording, not by a name it has never seen.
+    ///
+    /// The product's words stay (a registered brand's product names go at scoring): copies
+    /// without them were measured to review more genuine listings of a registered brand
+    /// (BENCHMARKS.md, "Brand registry").
     pub fn featurize_as_registered(&self, listing: &Listing) -> Option<Features> {
         let full = self.featurize(listing);
         let found = full.brand.as_ref().filter(|b| b.relation == Relation::Is)?;

@@ -6,7 +6,7 @@ use super::RegisteredBrand;
 use crate::brand::{BrandIndex, KnownBrand};
 use crate::data::currency::CurrencyRates;
 use crate::reference::{group_key, RefLevel};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A product's list price, ready to match titles against.
@@ -214,6 +214,20 @@ impl RegistryView {
             base_price: prices.median,
             products: prices.products.len(),
         })
+    }
+
+    /// The normalised words of `brand`'s registered product names (empty for a brand
+    /// without products): its own vocabulary, which says nothing the model learned.
+    pub fn product_words(&self, brand: &str) -> HashSet<&str> {
+        self.prices
+            .get(brand)
+            .map(|p| {
+                p.products
+                    .iter()
+                    .flat_map(|p| p.words.iter().map(String::as_str))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The registered price for a listing's brand-and-category group (the coarser reference

@@ -70,7 +70,10 @@ pub(super) fn judge(
         &categories,
         thresholds,
         options.min_group_rows,
-    );
+    )
+    .into_iter()
+    .map(|(category, e)| (category.to_owned(), e))
+    .collect();
     let quantification =
         QuantificationStats::from_validation(&valid_probabilities, sets.valid_labels, thresholds);
     let unfamiliar = if options.holdout.is_active() {

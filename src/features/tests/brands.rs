@@ -74,6 +74,29 @@ fn a_registered_brand_is_claimed_and_priced_by_its_list_price() {
 }
 
 #[test]
+fn a_registered_brands_product_names_are_no_terms_but_still_find_its_price() {
+    let f = with_rolex(featurizer());
+    f.use_registry(&[verdanne()], &CurrencyRates::default());
+    // "aurora" and "tote" are the brand's own words: what the model learned of them from
+    // other brands' listings must not judge this one. The product is still matched.
+    let fake = f.explain(&listing(
+        "Verdanne Aurora, tote aaa",
+        "",
+        "bags",
+        Some(40.0),
+    ));
+    let price = fake.price.registered.clone().unwrap();
+    assert_eq!(price.product.as_deref(), Some("Aurora tote"));
+    let bare = f.featurize(&listing("aaa", "", "bags", Some(40.0)));
+    assert_eq!(fake.features.ids, bare.ids);
+    assert_eq!(fake.features.unknown, bare.unknown);
+    // Other brands' listings keep those words.
+    let other = f.featurize(&listing("Rolex Aurora tote", "", "bags", Some(40.0)));
+    let rolex = f.featurize(&listing("Rolex", "", "bags", Some(40.0)));
+    assert!(other.ids.len() > rolex.ids.len());
+}
+
+#[test]
 fn as_registered_copies_keep_price_and_brand_features_without_the_brand_terms() {
     let f = with_rolex(featurizer());
     let l = listing("ROLEX Submariner Date aaa", "Rolex", "watches", Some(500.0));
