@@ -348,8 +348,8 @@ impl Featurizer {
             .filter(|b| b.registered && b.relation == Relation::Is)
             .map(|found| {
                 let masked = without_brand(listing, found);
-                match view.as_deref() {
-                    Some(view) => without_words(masked, &view.product_words(&found.name)),
+                match view.as_deref().and_then(|v| v.product_words(&found.name)) {
+                    Some(words) => without_words(masked, words),
                     None => masked,
                 }
             });

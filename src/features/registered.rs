@@ -33,7 +33,7 @@ pub(super) fn without_brand(listing: &Listing, found: &BrandMatch) -> Listing {
 /// `listing` without the white-space separated words of its title and description that
 /// are in `words` (compared lower-cased, without surrounding punctuation): a registered
 /// brand's product names, which are its own and say nothing the model learned.
-pub(super) fn without_words(mut listing: Listing, words: &HashSet<&str>) -> Listing {
+pub(super) fn without_words(mut listing: Listing, words: &HashSet<String>) -> Listing {
     if words.is_empty() {
         return listing;
     }

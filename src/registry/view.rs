@@ -23,6 +23,8 @@ struct ProductPrice {
 #[derive(Debug, Clone, PartialEq)]
 struct BrandPrices {
     products: Vec<ProductPrice>,
+    /// Every word of the products' names, for [`RegistryView::product_words`].
+    product_words: HashSet<String>,
     /// Median list price by normalised category.
     by_category: HashMap<String, f64>,
     median: f64,
@@ -117,7 +119,9 @@ impl RegistryView {
                     .push(p.base_price);
             }
             let mut all: Vec<f64> = products.iter().map(|p| p.base_price).collect();
+            let product_words = products.iter().flat_map(|p| p.words.clone()).collect();
             let entry = BrandPrices {
+                product_words,
                 by_category: by_category
                     .into_iter()
                     .map(|(c, mut v)| (c, median(&mut v)))
@@ -216,18 +220,11 @@ impl RegistryView {
         })
     }
 
-    /// The normalised words of `brand`'s registered product names (empty for a brand
-    /// without products): its own vocabulary, which says nothing the model learned.
-    pub fn product_words(&self, brand: &str) -> HashSet<&str> {
-        self.prices
-            .get(brand)
-            .map(|p| {
-                p.products
-                    .iter()
-                    .flat_map(|p| p.words.iter().map(String::as_str))
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The normalised words of `brand`'s registered product names (`None` for a brand
+    /// without products): its own vocabulary, which says nothing the model learned. Built
+    /// once per registry change, not per listing.
+    pub fn product_words(&self, brand: &str) -> Option<&HashSet<String>> {
+        self.prices.get(brand).map(|p| &p.product_words)
     }
 
     /// The registered price for a listing's brand-and-category group (the coarser reference
