@@ -21,6 +21,7 @@ use knockoff::report::{headline_sentence, write_report, ReportFormat, ReportInpu
 use knockoff::serve::overrides::ThresholdOverrides;
 use knockoff::store::Store;
 use knockoff::telemetry::{self, LogFormat};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -224,21 +225,23 @@ fn run_audit(
     let (Some(input_path), Some(output)) = (&args.input, &args.output) else {
         return Ok(());
     };
-    let population = Population::load(input_path, output, model.rates(), model.limits())?;
     if let (Some(n), Some(path)) = (args.audit_sample, &args.audit_out) {
         let n = usize::try_from(n).context("--audit-sample")?;
-        let draw = audit::draw(&population.probabilities(), &population.ids(), n, args.seed)?;
-        audit::file::write_sample(input_path, path, &population, &draw.picks)?;
+        let draw = audit::draw(|| audit::scored_rows(output), n, args.seed)?;
+        audit::file::write_sample(input_path, path, &draw.picks)?;
         writeln!(
             out,
             "drew {} of {} listings in {} strata for the audit: {} (fill its label column with 0 or 1)",
             draw.picks.len(),
-            population.len(),
+            draw.strata.iter().map(|s| s.rows).sum::<usize>(),
             draw.strata.len(),
             path.display()
         )?;
     }
     if let (Some(labels), Some(path)) = (labels, &args.audit_labels) {
+        let keep: HashSet<&str> = labels.iter().map(|l| l.id.as_str()).collect();
+        let population =
+            Population::load(input_path, output, model.rates(), model.limits(), &keep)?;
         let file = path.display().to_string();
         let report = audit::audit_report(labels, &population, &file, &input.prevalence)?;
         audit::combine::apply(&mut input.prevalence, &report);

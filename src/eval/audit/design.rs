@@ -3,10 +3,10 @@
 //! allocation of the sample among them, and the seeded draw.
 
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::AuditError;
+use super::{AuditError, ScoredId};
 
 /// At most this many strata: the top one then holds 1/2^6.5 (about 1/90) of the listings.
 ///
@@ -33,10 +33,13 @@ pub struct Stratum {
     pub mean_probability: f64,
 }
 
-/// One drawn row: which population row, in which stratum, with which design weight.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One drawn row: which scored row (counted in the scores file, failed rows left out),
+/// its id and probability, its stratum and its design weight.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pick {
     pub row: usize,
+    pub id: String,
+    pub probability: f32,
     pub stratum: usize,
     /// Stratum size / rows drawn from it.
     pub weight: f64,
@@ -47,6 +50,15 @@ pub struct Pick {
 pub struct Draw {
     pub strata: Vec<Stratum>,
     pub picks: Vec<Pick>,
+}
+
+/// Probabilities are ranked in steps of 10⁻⁶, the precision of the scores file: the draw
+/// keeps one count per step (8 MB) however many rows there are, and rows of one step
+/// (ties) fall in the same stratum.
+const STEPS: usize = 1_000_001;
+
+fn step(p: f32) -> usize {
+    (f64::from(p).clamp(0.0, 1.0) * 1e6).round() as usize
 }
 
 /// Stratum sizes from the lowest scores up: the ranks above stratum h's lower edge number
@@ -125,65 +137,152 @@ pub fn allocate(sizes: &[usize], means: &[f64], sample: usize) -> Vec<usize> {
     drawn
 }
 
-/// Draws a stratified random sample of `sample` rows. Rows are ranked by probability (ties
-/// by id, so the draw depends only on the scores, the ids and `seed`).
-pub fn draw(
-    probabilities: &[f32],
-    ids: &[&str],
+/// Where each stratum starts, as a step: the rank targets of [`stratum_sizes`] moved to the
+/// nearest step boundary; strata left with fewer than [`MIN_PER_STRATUM`] rows (ties, or a
+/// small population) join the one above (the top one joins the one below).
+fn stratum_starts(counts: &[u64], rows: usize, strata: usize) -> Vec<usize> {
+    let sizes = stratum_sizes(rows, strata);
+    // Rows below each stratum's start, from the second stratum up.
+    let targets: Vec<u64> = sizes[..sizes.len() - 1]
+        .iter()
+        .scan(0u64, |below, &s| {
+            *below += s as u64;
+            Some(*below)
+        })
+        .collect();
+    let mut starts = vec![0];
+    let mut pending = targets.iter().copied().peekable();
+    let mut below = 0u64;
+    for (b, &count) in counts.iter().enumerate() {
+        while let Some(&target) = pending.peek() {
+            if below + count <= target {
+                break;
+            }
+            // The target falls inside step b: cut before or after it, whichever is nearer.
+            starts.push(if target - below <= below + count - target {
+                b
+            } else {
+                b + 1
+            });
+            pending.next();
+        }
+        below += count;
+    }
+    starts.dedup();
+    starts.retain(|&b| b < counts.len());
+    let size = |starts: &[usize], h: usize| -> u64 {
+        let end = starts.get(h + 1).copied().unwrap_or(counts.len());
+        counts[starts[h]..end].iter().sum()
+    };
+    let mut h = 0;
+    while h < starts.len() && starts.len() > 1 {
+        if size(&starts, h) >= MIN_PER_STRATUM as u64 {
+            h += 1;
+        } else if h + 1 < starts.len() {
+            starts.remove(h + 1);
+        } else {
+            starts.remove(h);
+        }
+    }
+    starts
+}
+
+/// Draws a stratified random sample of `sample` rows from the scored rows that `pass`
+/// streams (it is called twice and must give the same rows both times): a count per
+/// probability step, the strata and allocation from those counts, then one reservoir per
+/// stratum. Memory follows the sample, not the rows; the draw depends only on the rows,
+/// their order and `seed`.
+pub fn draw<I>(
+    mut pass: impl FnMut() -> Result<I, AuditError>,
     sample: usize,
     seed: u64,
-) -> Result<Draw, AuditError> {
-    if probabilities.is_empty() {
+) -> Result<Draw, AuditError>
+where
+    I: Iterator<Item = Result<ScoredId, AuditError>>,
+{
+    let mut counts = vec![0u64; STEPS];
+    let mut rows = 0usize;
+    for item in pass()? {
+        counts[step(item?.probability)] += 1;
+        rows += 1;
+    }
+    if rows == 0 {
         return Err(AuditError::EmptyPopulation);
     }
     if sample == 0 {
         return Err(AuditError::EmptySample);
     }
-    let mut order: Vec<usize> = (0..probabilities.len()).collect();
-    order.sort_by(|&a, &b| {
-        probabilities[a]
-            .total_cmp(&probabilities[b])
-            .then_with(|| ids[a].cmp(ids[b]))
-    });
-    let sizes = stratum_sizes(order.len(), stratum_count(order.len(), sample));
-    let mut members = Vec::with_capacity(sizes.len());
-    let mut start = 0;
-    for &size in &sizes {
-        members.push(&order[start..start + size]);
-        start += size;
-    }
-    let means: Vec<f64> = members
+    let starts = stratum_starts(&counts, rows, stratum_count(rows, sample));
+    let ranges: Vec<std::ops::Range<usize>> = (0..starts.len())
+        .map(|h| starts[h]..starts.get(h + 1).copied().unwrap_or(STEPS))
+        .collect();
+    let sizes: Vec<usize> = ranges
         .iter()
-        .map(|m| m.iter().map(|&i| f64::from(probabilities[i])).sum::<f64>() / m.len() as f64)
+        .map(|r| counts[r.clone()].iter().sum::<u64>() as usize)
+        .collect();
+    let means: Vec<f64> = ranges
+        .iter()
+        .zip(&sizes)
+        .map(|(r, &n)| {
+            let total: f64 = r.clone().map(|b| b as f64 * 1e-6 * counts[b] as f64).sum();
+            total / n as f64
+        })
         .collect();
     let drawn = allocate(&sizes, &means, sample);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut picks = Vec::with_capacity(sample);
-    let mut strata = Vec::with_capacity(sizes.len());
-    for (h, rows) in members.iter().enumerate() {
-        let weight = rows.len() as f64 / drawn[h] as f64;
-        for k in rand::seq::index::sample(&mut rng, rows.len(), drawn[h]) {
-            picks.push(Pick {
-                row: rows[k],
-                stratum: h,
-                weight,
-            });
+    let mut seen = vec![0usize; sizes.len()];
+    let mut kept: Vec<Vec<Pick>> = drawn.iter().map(|&n| Vec::with_capacity(n)).collect();
+    for (row, item) in pass()?.enumerate() {
+        let item = item?;
+        let h = starts.partition_point(|&b| b <= step(item.probability)) - 1;
+        seen[h] += 1;
+        let pick = || Pick {
+            row,
+            id: item.id.clone(),
+            probability: item.probability,
+            stratum: h,
+            weight: sizes[h] as f64 / drawn[h] as f64,
+        };
+        if kept[h].len() < drawn[h] {
+            kept[h].push(pick());
+        } else {
+            let j = rng.random_range(0..seen[h]);
+            if j < drawn[h] {
+                kept[h][j] = pick();
+            }
         }
-        strata.push(Stratum {
-            index: h,
-            rows: rows.len(),
-            sampled: drawn[h],
-            min_probability: probabilities[rows[0]],
-            max_probability: probabilities[rows[rows.len() - 1]],
-            mean_probability: means[h],
-        });
     }
+    if seen != sizes {
+        return Err(AuditError::Changed);
+    }
+    let bound = |r: &std::ops::Range<usize>, last: bool| {
+        let mut nonempty = r.clone().filter(|&b| counts[b] > 0);
+        let b = if last {
+            nonempty.next_back()
+        } else {
+            nonempty.next()
+        };
+        b.unwrap_or(r.start) as f32 * 1e-6
+    };
+    let strata = ranges
+        .iter()
+        .enumerate()
+        .map(|(h, r)| Stratum {
+            index: h,
+            rows: sizes[h],
+            sampled: drawn[h],
+            min_probability: bound(r, false),
+            max_probability: bound(r, true),
+            mean_probability: means[h],
+        })
+        .collect();
+    let mut picks: Vec<Pick> = kept.into_iter().flatten().collect();
     picks.sort_by_key(|p| p.row);
     Ok(Draw { strata, picks })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -216,25 +315,94 @@ mod tests {
         assert_eq!(allocate(&[3, 2], &[0.1, 0.9], 50), [3, 2]);
     }
 
+    /// Scored rows for [`draw`]: `r0`, `r1`, … with these probabilities.
+    pub(crate) fn rows(probabilities: &[f32]) -> Vec<ScoredId> {
+        probabilities
+            .iter()
+            .enumerate()
+            .map(|(i, &probability)| ScoredId {
+                id: format!("r{i}"),
+                probability,
+                line: i as u64 + 2,
+            })
+            .collect()
+    }
+
+    pub(crate) fn draw_from(
+        rows: &[ScoredId],
+        sample: usize,
+        seed: u64,
+    ) -> Result<Draw, AuditError> {
+        draw(|| Ok(rows.iter().cloned().map(Ok)), sample, seed)
+    }
+
     #[test]
     fn draws_are_deterministic_for_a_seed_and_weights_add_up() {
         let probabilities: Vec<f32> = (0..2_000).map(|i| (i % 97) as f32 / 97.0).collect();
-        let ids: Vec<String> = (0..2_000).map(|i| format!("r{i}")).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let a = draw(&probabilities, &ids, 120, 7).unwrap();
-        assert_eq!(a, draw(&probabilities, &ids, 120, 7).unwrap());
-        assert_ne!(a.picks, draw(&probabilities, &ids, 120, 8).unwrap().picks);
+        let rows = rows(&probabilities);
+        let a = draw_from(&rows, 120, 7).unwrap();
+        assert_eq!(a, draw_from(&rows, 120, 7).unwrap());
+        assert_ne!(a.picks, draw_from(&rows, 120, 8).unwrap().picks);
         assert_eq!(a.picks.len(), 120);
         let covered: f64 = a.picks.iter().map(|p| p.weight).sum();
         assert!((covered - 2_000.0).abs() < 1e-6, "{covered}");
-        // Higher strata hold higher scores.
+        // Higher strata hold higher scores, and each pick is its row.
         assert!(a
             .strata
             .windows(2)
-            .all(|w| w[0].max_probability <= w[1].min_probability));
+            .all(|w| w[0].max_probability < w[1].min_probability));
+        for p in &a.picks {
+            assert_eq!(p.id, format!("r{}", p.row));
+            assert_eq!(p.probability, probabilities[p.row]);
+            let s = &a.strata[p.stratum];
+            // Strata bound probabilities to the scores file's precision (10⁻⁶).
+            let (low, high) = (step(s.min_probability), step(s.max_probability));
+            assert!((low..=high).contains(&step(p.probability)));
+        }
         assert!(matches!(
-            draw(&[], &[], 10, 1),
+            draw_from(&[], 10, 1),
             Err(AuditError::EmptyPopulation)
         ));
+        assert!(matches!(
+            draw_from(&rows, 0, 1),
+            Err(AuditError::EmptySample)
+        ));
+    }
+
+    #[test]
+    fn strata_follow_the_rank_targets_and_ties_stay_together() {
+        // Distinct scores: the strata are the rank targets exactly.
+        let distinct: Vec<f32> = (0..1_000).map(|i| i as f32 / 1_000.0).collect();
+        let d = draw_from(&rows(&distinct), 400, 1).unwrap();
+        let sizes: Vec<usize> = d.strata.iter().map(|s| s.rows).collect();
+        assert_eq!(sizes, stratum_sizes(1_000, d.strata.len()));
+        // Half the rows share one score: they land in one stratum, and no stratum is
+        // left with fewer than the minimum.
+        let tied: Vec<f32> = (0..1_000)
+            .map(|i| if i < 500 { 0.01 } else { i as f32 / 1_000.0 })
+            .collect();
+        let d = draw_from(&rows(&tied), 400, 1).unwrap();
+        assert_eq!(d.strata[0].rows, 500, "{:?}", d.strata);
+        assert!(d.strata.iter().all(|s| s.rows >= MIN_PER_STRATUM));
+        assert_eq!(d.strata.iter().map(|s| s.rows).sum::<usize>(), 1_000);
+        // Every row the same: one stratum.
+        let d = draw_from(&rows(&[0.5; 50]), 10, 1).unwrap();
+        assert_eq!(d.strata.len(), 1);
+        assert_eq!(d.picks.len(), 10);
+    }
+
+    #[test]
+    fn rows_that_change_between_the_passes_are_refused() {
+        let mut calls = 0;
+        let result = draw(
+            || {
+                calls += 1;
+                let n = if calls == 1 { 100 } else { 99 };
+                Ok(rows(&vec![0.3; n]).into_iter().map(Ok))
+            },
+            10,
+            1,
+        );
+        assert!(matches!(result, Err(AuditError::Changed)));
     }
 }

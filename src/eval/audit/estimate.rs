@@ -129,7 +129,7 @@ fn interval(share: f64, variance: f64, labelled: usize, census: bool) -> AuditIn
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::audit::design::draw;
+    use crate::eval::audit::design::tests::{draw_from, rows as scored};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -192,9 +192,7 @@ mod tests {
             .collect();
         let labels: Vec<bool> = truth.iter().map(|&t| rng.random::<f64>() < t).collect();
         let scores: Vec<f32> = truth.iter().map(|&t| model(t) as f32).collect();
-        let ids: Vec<String> = (0..rows).map(|i| i.to_string()).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let d = draw(&scores, &ids, sample, rng.random()).unwrap();
+        let d = draw_from(&scored(&scores), sample, rng.random()).unwrap();
         let mut strata: Vec<StratumSample> = d
             .strata
             .iter()

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::design::Pick;
-use super::{AuditError, Population};
+use super::AuditError;
 use crate::data::reader::Format;
 
 /// Columns the audit adds after the input's own (input columns of these names are left out).
@@ -39,6 +39,27 @@ fn open(path: &Path) -> Result<(Format, Box<dyn Read>), AuditError> {
 /// The drawn input rows as (column, value) pairs, by id; values as written in the input.
 type RawRecords = HashMap<String, Vec<(String, String)>>;
 
+/// Keeps a drawn row's cells, refusing an id the input has twice (which row a reviewer's
+/// label would belong to is then unknowable).
+fn keep(
+    found: &mut RawRecords,
+    lines: &mut HashMap<String, u64>,
+    id: &str,
+    line: u64,
+    cells: Vec<(String, String)>,
+    path: &Path,
+) -> Result<(), AuditError> {
+    if let Some(first) = lines.insert(id.to_string(), line) {
+        return Err(AuditError::row(
+            &path.display().to_string(),
+            line,
+            format!("field `id`: `{id}` is also on line {first}; an audit needs unique ids"),
+        ));
+    }
+    found.insert(id.to_string(), cells);
+    Ok(())
+}
+
 fn raw_csv(
     inner: Box<dyn Read>,
     wanted: &HashSet<&str>,
@@ -52,26 +73,33 @@ fn raw_csv(
     let id_column = header
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case("id"));
-    let mut found = RawRecords::new();
+    let (mut found, mut lines) = (RawRecords::new(), HashMap::new());
     for record in reader.records() {
         let Ok(record) = record else { continue };
         let Some(id) = id_column.and_then(|c| record.get(c)) else {
             continue;
         };
         if wanted.contains(id) {
+            let line = record.position().map_or(0, |p| p.line());
             let cells = header.iter().zip(record.iter());
-            found.insert(
-                id.to_string(),
-                cells.map(|(h, v)| (h.to_string(), v.to_string())).collect(),
-            );
+            let cells = cells.map(|(h, v)| (h.to_string(), v.to_string())).collect();
+            keep(&mut found, &mut lines, id, line, cells, path)?;
         }
     }
     Ok(found)
 }
 
-fn raw_jsonl(inner: Box<dyn Read>, wanted: &HashSet<&str>) -> RawRecords {
-    let mut found = RawRecords::new();
-    for line in BufReader::new(inner).lines().map_while(Result::ok) {
+fn raw_jsonl(
+    inner: Box<dyn Read>,
+    wanted: &HashSet<&str>,
+    path: &Path,
+) -> Result<RawRecords, AuditError> {
+    let (mut found, mut lines) = (RawRecords::new(), HashMap::new());
+    for (number, line) in BufReader::new(inner)
+        .lines()
+        .map_while(Result::ok)
+        .enumerate()
+    {
         let Ok(serde_json::Value::Object(object)) = serde_json::from_str(&line) else {
             continue;
         };
@@ -84,31 +112,21 @@ fn raw_jsonl(inner: Box<dyn Read>, wanted: &HashSet<&str>) -> RawRecords {
             continue;
         };
         if wanted.contains(id.as_str()) {
-            found.insert(
-                id,
-                object.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
-            );
+            let cells = object.iter().map(|(k, v)| (k.clone(), text(v))).collect();
+            keep(&mut found, &mut lines, &id, number as u64 + 1, cells, path)?;
         }
     }
-    found
+    Ok(found)
 }
 
 /// Writes the drawn rows (in input order) to a CSV file: the input's columns, then
 /// [`AUDIT_COLUMNS`] with `label` empty.
-pub fn write_sample(
-    input: &Path,
-    out: &Path,
-    population: &Population,
-    picks: &[Pick],
-) -> Result<(), AuditError> {
-    let wanted: HashSet<&str> = picks
-        .iter()
-        .map(|p| population.units[p.row].id.as_str())
-        .collect();
+pub fn write_sample(input: &Path, out: &Path, picks: &[Pick]) -> Result<(), AuditError> {
+    let wanted: HashSet<&str> = picks.iter().map(|p| p.id.as_str()).collect();
     let (format, inner) = open(input)?;
     let records = match format {
         Format::Csv => raw_csv(inner, &wanted, input)?,
-        Format::JsonLines => raw_jsonl(inner, &wanted),
+        Format::JsonLines => raw_jsonl(inner, &wanted, input)?,
         Format::Parquet => return Err(AuditError::file(
             input,
             "audit samples are drawn from .csv or .jsonl input, not Parquet (not supported yet)",
@@ -133,7 +151,7 @@ pub fn write_sample(
             .flat_map(|r| r.iter().position(|(k, _)| k == c))
             .min()
     });
-    let mut writer = csv::Writer::from_path(out).map_err(|e| AuditError::file(out, e))?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let header: Vec<&str> = columns
         .iter()
         .map(String::as_str)
@@ -143,8 +161,7 @@ pub fn write_sample(
         .write_record(&header)
         .map_err(|e| AuditError::file(out, e))?;
     for pick in picks {
-        let unit = &population.units[pick.row];
-        let cells = records.get(&unit.id);
+        let cells = records.get(&pick.id);
         let value = |c: &String| {
             cells
                 .and_then(|r| r.iter().find(|(k, _)| k == c))
@@ -153,7 +170,7 @@ pub fn write_sample(
         };
         let mut row: Vec<String> = columns.iter().map(value).collect();
         row.extend([
-            format!("{:.6}", unit.row.probability),
+            format!("{:.6}", pick.probability),
             pick.stratum.to_string(),
             format!("{:.6}", pick.weight),
             String::new(),
@@ -162,7 +179,11 @@ pub fn write_sample(
             .write_record(&row)
             .map_err(|e| AuditError::file(out, e))?;
     }
-    writer.flush().map_err(|e| AuditError::file(out, e))
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| AuditError::file(out, e.error()))?;
+    crate::fsutil::write_atomically(out, &bytes, ".knockoff-audit-")
+        .map_err(|e| AuditError::file(out, e))
 }
 
 /// Reads a labelled audit file: `id`, `stratum`, `weight` and `label` (`0`, `1` or empty

@@ -11,7 +11,7 @@ pub mod population;
 pub use combine::{audit_report, AuditGroup, AuditReport, MIN_AUDIT_GROUP_LABELS, MIN_LABELLED};
 pub use design::{draw, Draw, Pick, Stratum};
 pub use estimate::{domain_estimate, AuditInterval, SampleUnit, StratumSample};
-pub use population::{Population, Unit};
+pub use population::{scored_rows, Population, ScoredId, Unit};
 
 use crate::data::reader::ReadError;
 
@@ -22,6 +22,8 @@ pub enum AuditError {
     EmptyPopulation,
     #[error("--audit-sample must be at least 1")]
     EmptySample,
+    #[error("the scores file changed while the audit was drawn from it")]
+    Changed,
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("{path}: {message}")]
