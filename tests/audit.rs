@@ -185,3 +185,78 @@ fn bad_audit_files_are_refused_with_their_line() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-"));
     }
 }
+
+/// The `id`, `stratum` and `weight` cells of an audit file, row by row.
+fn design_columns(text: &str) -> Vec<(String, String, String)> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (id, stratum, weight) = (at("id"), at("stratum"), at("weight"));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[id].to_string(),
+                r[stratum].to_string(),
+                r[weight].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn parquet_input_and_scores_give_the_audit_of_the_same_rows_as_csv() {
+    let model = common::tiny_model_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let from_csv = draw(model.path(), dir.path(), "60", "7");
+    let input = dir.path().join("listings.parquet");
+    common::parquet::csv_to_parquet(&common::fixture("tiny-listings.csv"), &input).unwrap();
+    let scores = dir.path().join("scores.parquet");
+    let audit = dir.path().join("audit-parquet.csv");
+    let base = [
+        "--model",
+        s(model.path()),
+        "--input",
+        s(&input),
+        "--output",
+        s(&scores),
+    ];
+    let sample = [
+        "--audit-sample",
+        "60",
+        "--audit-out",
+        s(&audit),
+        "--seed",
+        "7",
+    ];
+    ok(&run(&[&base[..], &sample[..]].concat()));
+    let from_parquet = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(design_columns(&from_parquet), design_columns(&from_csv));
+    // Every input column is carried over from Parquet too.
+    assert_eq!(
+        from_parquet.lines().next().unwrap(),
+        "id,title,description,price,currency,brand,category,probability,stratum,weight,label"
+    );
+    let truth = known_labels();
+    let labelled = dir.path().join("labelled-parquet.csv");
+    std::fs::write(
+        &labelled,
+        label_audit(&from_parquet, |id, _| truth[id].clone()),
+    )
+    .unwrap();
+    let report = dir.path().join("r-parquet.json");
+    let labels = ["--audit-labels", s(&labelled), "--report", s(&report)];
+    ok(&run(&[&base[..], &labels[..]].concat()));
+    ok(&report_with(
+        model.path(),
+        dir.path(),
+        &label_audit(&from_csv, |id, _| truth[id].clone()),
+    ));
+    let headline = |path: &Path| -> Value {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        json["overall"]["prevalence"].clone()
+    };
+    assert_eq!(headline(&report)["method"], "audit");
+    assert_eq!(headline(&report), headline(&dir.path().join("r.json")));
+}

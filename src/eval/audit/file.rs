@@ -25,6 +25,69 @@ pub struct AuditLabel {
     pub label: Option<bool>,
 }
 
+/// One row as (column, value) pairs, values as text.
+pub(super) type Cells = Vec<(String, String)>;
+
+/// The rows of a Parquet file as [`Cells`] with their row number (from 1), every value as
+/// its text (nulls empty), streamed one record batch at a time.
+pub(super) fn parquet_cells(
+    path: &Path,
+) -> Result<impl Iterator<Item = Result<(u64, Cells), AuditError>>, AuditError> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let owned = path.to_path_buf();
+    let file = File::open(path).map_err(|e| AuditError::file(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| AuditError::file(path, e))?;
+    let mut row = 0u64;
+    Ok(reader.flat_map(move |batch| {
+        let rows = batch
+            .map_err(|e| AuditError::file(&owned, e))
+            .and_then(|batch| {
+                let options = FormatOptions::default();
+                let schema = batch.schema();
+                let formatters = batch
+                    .columns()
+                    .iter()
+                    .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| AuditError::file(&owned, e))?;
+                let mut rows = Vec::with_capacity(batch.num_rows());
+                for r in 0..batch.num_rows() {
+                    row += 1;
+                    let cells = schema
+                        .fields()
+                        .iter()
+                        .zip(&formatters)
+                        .map(|(f, v)| (f.name().clone(), v.value(r).to_string()))
+                        .collect();
+                    rows.push(Ok((row, cells)));
+                }
+                Ok(rows)
+            });
+        match rows {
+            Ok(rows) => rows,
+            Err(e) => vec![Err(e)],
+        }
+    }))
+}
+
+fn raw_parquet(path: &Path, wanted: &HashSet<&str>) -> Result<RawRecords, AuditError> {
+    let (mut found, mut lines) = (RawRecords::new(), HashMap::new());
+    for item in parquet_cells(path)? {
+        let (row, cells) = item?;
+        let id = cells
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("id"))
+            .map(|(_, v)| v.clone());
+        if let Some(id) = id.filter(|id| wanted.contains(id.as_str())) {
+            keep(&mut found, &mut lines, &id, row, cells, path)?;
+        }
+    }
+    Ok(found)
+}
+
 fn open(path: &Path) -> Result<(Format, Box<dyn Read>), AuditError> {
     let (format, gzip) = Format::from_path(path)?;
     let file = File::open(path).map_err(|e| AuditError::file(path, e))?;
@@ -37,7 +100,7 @@ fn open(path: &Path) -> Result<(Format, Box<dyn Read>), AuditError> {
 }
 
 /// The drawn input rows as (column, value) pairs, by id; values as written in the input.
-type RawRecords = HashMap<String, Vec<(String, String)>>;
+type RawRecords = HashMap<String, Cells>;
 
 /// Keeps a drawn row's cells, refusing an id the input has twice (which row a reviewer's
 /// label would belong to is then unknowable).
@@ -46,7 +109,7 @@ fn keep(
     lines: &mut HashMap<String, u64>,
     id: &str,
     line: u64,
-    cells: Vec<(String, String)>,
+    cells: Cells,
     path: &Path,
 ) -> Result<(), AuditError> {
     if let Some(first) = lines.insert(id.to_string(), line) {
@@ -123,14 +186,12 @@ fn raw_jsonl(
 /// [`AUDIT_COLUMNS`] with `label` empty.
 pub fn write_sample(input: &Path, out: &Path, picks: &[Pick]) -> Result<(), AuditError> {
     let wanted: HashSet<&str> = picks.iter().map(|p| p.id.as_str()).collect();
-    let (format, inner) = open(input)?;
-    let records = match format {
-        Format::Csv => raw_csv(inner, &wanted, input)?,
-        Format::JsonLines => raw_jsonl(inner, &wanted, input)?,
-        Format::Parquet => return Err(AuditError::file(
-            input,
-            "audit samples are drawn from .csv or .jsonl input, not Parquet (not supported yet)",
-        )),
+    let records = match Format::from_path(input)? {
+        (Format::Parquet, _) => raw_parquet(input, &wanted)?,
+        _ => match open(input)? {
+            (Format::Csv, inner) => raw_csv(inner, &wanted, input)?,
+            (_, inner) => raw_jsonl(inner, &wanted, input)?,
+        },
     };
     let is_ours = |c: &str| {
         AUDIT_COLUMNS

@@ -52,8 +52,8 @@ struct ScoreLine {
 
 type ScoreLines = Box<dyn Iterator<Item = Result<(u64, ScoreLine), AuditError>>>;
 
-/// Every row of a scores file (`.csv` or `.jsonl`, as `knockoff-score` writes them), read
-/// as a stream, with its line.
+/// Every row of a scores file (`.csv`, `.jsonl` or `.parquet`, as `knockoff-score` writes
+/// them), read as a stream, with its line (its row number in Parquet).
 fn score_lines(path: &Path) -> Result<ScoreLines, AuditError> {
     let owned = path.to_path_buf();
     let err = move |e: &dyn std::fmt::Display, line: u64| {
@@ -83,7 +83,28 @@ fn score_lines(path: &Path) -> Result<ScoreLines, AuditError> {
                         .map_err(|e| err(&e, line))
                 }),
         )),
-        _ => Err(AuditError::file(path, "scores must be .csv or .jsonl")),
+        (Format::Parquet, _) => Ok(Box::new(super::file::parquet_cells(path)?.map(|item| {
+            let (row, cells) = item?;
+            let cell = |name: &str| {
+                cells
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map_or("", |(_, v)| v.as_str())
+            };
+            let line = ScoreLine {
+                id: cell("id").to_string(),
+                probability: cell("probability").parse().ok(),
+                decision: serde_json::from_value(serde_json::Value::String(
+                    cell("decision").to_string(),
+                ))
+                .ok(),
+            };
+            Ok((row, line))
+        }))),
+        _ => Err(AuditError::file(
+            path,
+            "scores must be .csv, .jsonl or .parquet",
+        )),
     }
 }
 
