@@ -50,6 +50,24 @@ impl BrandIndex {
         &self.brands
     }
 
+    /// Whether `found`, claimed by a listing in `category_key` (normalised, and a category
+    /// the model knows), only shares its name with a learned brand that never sells there:
+    /// at least [`NAMESAKE_MIN_LISTINGS`] training listings of the brand, none in that
+    /// category. Registered brands, accessories and unknown or empty categories never are.
+    pub fn is_namesake(&self, found: &BrandMatch, category_key: &str) -> bool {
+        if found.registered || found.relation != Relation::Is || category_key.is_empty() {
+            return false;
+        }
+        self.brands
+            .iter()
+            .find(|b| b.name == found.name)
+            .is_some_and(|b| {
+                b.listings >= NAMESAKE_MIN_LISTINGS
+                    && !b.categories.is_empty()
+                    && !b.categories.iter().any(|c| c == category_key)
+            })
+    }
+
     pub fn learning(&self) -> &BrandLearning {
         &self.learning
     }

@@ -8,6 +8,8 @@ use super::*;
 pub struct BrandExample<'a> {
     pub brand: &'a str,
     pub title: &'a str,
+    /// The marketplace category, as the listing gives it.
+    pub category: &'a str,
     pub counterfeit: bool,
 }
 
@@ -43,7 +45,39 @@ impl BrandIndex {
             .collect();
         let aliases = learn_aliases(&base, examples, &field_brand, &learning);
         let markers = learn_markers(&base, examples, &learning);
-        BrandIndex::from_parts(learning, base.brands, aliases, markers)
+        let mut index = BrandIndex::from_parts(learning, base.brands, aliases, markers);
+        learn_categories(&mut index, examples);
+        index
+    }
+}
+
+/// The categories each target's claims were listed in: every training listing that the
+/// index reads as the brand itself (not an accessory) adds its category, so no training
+/// listing is ever a namesake (see [`BrandIndex::is_namesake`]).
+fn learn_categories(index: &mut BrandIndex, examples: &[BrandExample<'_>]) {
+    let by_name: HashMap<String, usize> = index
+        .brands
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.clone(), i))
+        .collect();
+    let mut categories: Vec<HashSet<String>> = vec![HashSet::new(); index.brands.len()];
+    for e in examples {
+        let category = crate::reference::group_key(e.category);
+        if category.is_empty() {
+            continue;
+        }
+        let claimed = index
+            .identify(e.brand, e.title, "")
+            .filter(|m| m.relation == Relation::Is)
+            .and_then(|m| by_name.get(&m.name).copied());
+        if let Some(i) = claimed {
+            categories[i].insert(category);
+        }
+    }
+    for (brand, seen) in index.brands.iter_mut().zip(categories) {
+        brand.categories = seen.into_iter().collect();
+        brand.categories.sort();
     }
 }
 
@@ -85,6 +119,7 @@ pub(super) fn learn_targets(
                 counterfeits: c.counterfeits,
                 aliases: Vec::new(),
                 registered: false,
+                categories: Vec::new(),
             }
         })
         .collect();

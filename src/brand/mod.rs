@@ -29,6 +29,11 @@ const MIN_TEXT_NAME_CHARS: usize = 3;
 const MIN_ALIAS_CHARS: usize = 3;
 /// Longest run of words a name is looked for in ("r o l e x" is five words).
 const MAX_NAME_WORDS: usize = 12;
+/// A brand with at least this many training listings, none of them in a category, is not
+/// claimed by a listing in that category but shares its name ("Anker" toys, "Pandora" school
+/// bags): by the rule of three, under 3/60 = 5% of the brand's listings would be there at 95%
+/// confidence. Fewer listings say too little about where a brand sells.
+pub const NAMESAKE_MIN_LISTINGS: usize = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrandError {
@@ -101,6 +106,9 @@ pub enum Relation {
     Is,
     /// An accessory or part for the brand's products ("case for iPhone").
     For,
+    /// Another brand of the same name: a learned brand named in a category its training
+    /// listings never were in ("Anker" crayons; see [`BrandIndex::is_namesake`]).
+    Namesake,
 }
 
 impl Relation {
@@ -109,6 +117,7 @@ impl Relation {
         match self {
             Relation::Is => "is",
             Relation::For => "for",
+            Relation::Namesake => "namesake",
         }
     }
 }
@@ -203,6 +212,10 @@ pub struct KnownBrand {
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub registered: bool,
+    /// The (normalised) categories training listings claiming the brand were listed in;
+    /// empty for registered brands and models trained before categories were learned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
 }
 
 /// Target brands with their names, aliases and accessory markers, ready to identify.
@@ -234,6 +247,7 @@ mod tests {
         BrandExample {
             brand,
             title,
+            category: "",
             counterfeit,
         }
     }
@@ -418,6 +432,7 @@ mod tests {
             counterfeits: 0,
             aliases: vec!["维丹妮".into()],
             registered: true,
+            categories: Vec::new(),
         }]);
         let m = index.identify("", "V3rdanne Aurora tote", "").unwrap();
         assert_eq!(

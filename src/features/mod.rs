@@ -338,7 +338,18 @@ impl Featurizer {
         let explaining = terms.is_some();
         let view = self.registry.0.load();
         let brands = view.as_ref().map_or(&self.brands, |v| v.brands());
-        let identified = brands.identify(&listing.brand, &listing.title, &listing.description);
+        let mut identified = brands.identify(&listing.brand, &listing.title, &listing.description);
+        let (mut brand, category) = self.known_fields(listing);
+        // A learned brand named in a category it never sells in is another brand of that
+        // name: the listing is read as an unknown brand's, without the name.
+        let namesake = identified
+            .as_mut()
+            .filter(|b| brands.is_namesake(b, &category))
+            .map(|b| {
+                b.relation = Relation::Namesake;
+                brand.clear();
+                without_brand(listing, b)
+            });
         // A registered brand's name is no term the model learned, and training saw such
         // listings without it (see `featurize_as_registered`): its text goes without the
         // name, and without its registered product names, whose words the model knows
@@ -353,10 +364,9 @@ impl Featurizer {
                     None => masked,
                 }
             });
-        let text = masked.as_ref().unwrap_or(listing);
+        let text = masked.as_ref().or(namesake.as_ref()).unwrap_or(listing);
         let tokenized = self.tokenize([text.title.as_str(), text.description.as_str()]);
         let [title, description] = tokenized.fields();
-        let (brand, category) = self.known_fields(listing);
         let mut ids = Vec::with_capacity(192);
         let mut emitter = Emitter {
             config: &self.config,

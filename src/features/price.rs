@@ -52,10 +52,13 @@ impl PriceSide {
         dense[BRAND_IN_TITLE_INDEX] = f32::from(self.named);
         if let Some(found) = &self.identified {
             let index = match found.relation {
-                Relation::Is => CLAIMS_BRAND_INDEX,
-                Relation::For => ACCESSORY_INDEX,
+                Relation::Is => Some(CLAIMS_BRAND_INDEX),
+                Relation::For => Some(ACCESSORY_INDEX),
+                Relation::Namesake => None,
             };
-            dense[index] = 1.0;
+            if let Some(index) = index {
+                dense[index] = 1.0;
+            }
         }
         dense
     }

@@ -58,9 +58,10 @@ pub struct ScoreResult {
     pub decision: Decision,
     /// The features that pushed the score most, strongest first (`--reasons` of them).
     pub reasons: Vec<Reason>,
-    /// The known brand the listing claims (`relation: "is"`) or is an accessory for
-    /// (`"for"`), where it was found and how; `null` when it names none. Only a listing that
-    /// claims a known brand can be blocked.
+    /// The known brand the listing claims (`relation: "is"`), is an accessory for (`"for"`)
+    /// or only shares a name with (`"namesake"`: a category the brand never sells in), where
+    /// it was found and how; `null` when it names none. Only a listing that claims a known
+    /// brand can be blocked.
     pub brand: Option<BrandMatch>,
 }
 

@@ -82,6 +82,7 @@ impl RegistryView {
             counterfeits: 0,
             aliases: b.entry.aliases.clone(),
             registered: true,
+            categories: Vec::new(),
         }));
         let mut prices = HashMap::with_capacity(registered.len());
         let mut skipped_products = 0;

@@ -155,6 +155,7 @@ fn learn_brands(rows: &[Row], learning: BrandLearning) -> BrandIndex {
         .map(|r| BrandExample {
             brand: &r.listing.brand,
             title: &r.listing.title,
+            category: &r.listing.category,
             counterfeit: r.label == Some(true),
         })
         .collect();

@@ -10,6 +10,7 @@ fn with_rolex(f: Featurizer) -> Featurizer {
         .map(|i| BrandExample {
             brand: "Rolex",
             title: "Rolex Submariner Date",
+            category: "watches",
             counterfeit: i % 2 == 0,
         })
         .collect();
@@ -147,4 +148,55 @@ fn only_a_written_name_is_evidence_of_a_claim() {
     );
     // ...but a wider catalogue uses such words for other makers: it is no claim to be Rolex.
     assert!(!alias.evidence().claims_known_brand);
+}
+
+#[test]
+fn a_learned_brand_named_where_it_never_sells_is_a_namesake_read_as_an_unknown_brand() {
+    use crate::brand::{BrandExample, BrandLearning, NAMESAKE_MIN_LISTINGS};
+    use crate::reference::Vocabulary;
+    let base = featurizer();
+    // Prices known for watches (Rolex) and for toys.
+    let toy = listing("wooden train set", "", "toys", Some(20.0));
+    let rolex = listing("Rolex Submariner Date", "Rolex", "watches", Some(10000.0));
+    let mut rows: Vec<_> = (0..5).map(|_| (base.price_key(&rolex), 10000.0)).collect();
+    rows.extend((0..5).map(|_| (base.price_key(&toy), 20.0)));
+    let vocabulary = Vocabulary {
+        brands: ["rolex".to_string()].into(),
+        categories: ["watches".to_string(), "toys".to_string()].into(),
+    };
+    let base = base.with_references(ReferencePrices::fit(rows, 3).with_vocabulary(vocabulary));
+    let fit = |n: usize| {
+        let rows: Vec<BrandExample> = (0..n)
+            .map(|i| BrandExample {
+                brand: "Rolex",
+                title: "Rolex Submariner Date",
+                category: "Watches",
+                counterfeit: i % 2 == 0,
+            })
+            .collect();
+        base.clone()
+            .with_brands(Arc::new(BrandIndex::fit(&rows, BrandLearning::default())))
+    };
+    let f = fit(NAMESAKE_MIN_LISTINGS);
+    assert_eq!(f.brands().brands()[0].categories, ["watches"]);
+    let namesake = listing("Rolex toy watch, kids", "Rolex", "toys", Some(3.0));
+    let features = f.featurize(&namesake);
+    let found = features.brand.clone().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.relation),
+        ("Rolex", Relation::Namesake)
+    );
+    assert!(!features.evidence().claims_known_brand);
+    // Read exactly as an unknown brand's listing, without the name.
+    let unknown = f.featurize(&listing("toy watch, kids", "", "toys", Some(3.0)));
+    assert_eq!(features.ids, unknown.ids);
+    assert_eq!(features.dense, unknown.dense);
+    // In its own category, in one the model does not know, or for a brand with fewer
+    // listings: a claim as before.
+    let fewer = fit(NAMESAKE_MIN_LISTINGS - 1);
+    for (category, f) in [("watches", &f), ("garden", &f), ("toys", &fewer)] {
+        let l = listing("Rolex toy watch, kids", "Rolex", category, Some(3.0));
+        let found = f.featurize(&l).brand.unwrap();
+        assert_eq!(found.relation, Relation::Is, "{category}");
+    }
 }
