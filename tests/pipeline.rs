@@ -693,3 +693,36 @@ fn an_expected_prevalence_shifts_probabilities_and_thresholds_together() {
     assert_eq!(back.thresholds().block, model.thresholds().block);
     assert!(model.clone().with_expected_prevalence(1.5).is_err());
 }
+
+#[test]
+fn the_shipped_model_reads_a_famous_name_where_the_brand_never_sells_as_a_namesake() {
+    use knockoff::brand::Relation;
+    use knockoff::decision::Decision;
+    let model = shipped_model();
+    // Anker's training listings are all electronics: crayons by a toy maker of that name.
+    let in_category = |category: &str| {
+        RawListing {
+            title: Some("Anker Peppa Pig colouring set with crayons".into()),
+            price: Some(RawPrice::Number(1.5)),
+            currency: Some("USD".into()),
+            brand: Some("Anker".into()),
+            category: Some(category.into()),
+            ..Default::default()
+        }
+        .validate(model.rates(), model.limits())
+        .unwrap()
+    };
+    let relation = |l: &Listing| {
+        model.featurize(std::slice::from_ref(l))[0]
+            .brand
+            .as_ref()
+            .map(|b| b.relation)
+    };
+    let toys = in_category("toys");
+    assert_eq!(relation(&toys), Some(Relation::Namesake));
+    let score = model.score(&[toys]).unwrap().remove(0);
+    assert_ne!(score.decision, Decision::Block, "{score:?}");
+    // In its own category, or in a category the model never saw, it is a claim as before.
+    assert_eq!(relation(&in_category("electronics")), Some(Relation::Is));
+    assert_eq!(relation(&in_category("Arts & Crafts")), Some(Relation::Is));
+}
