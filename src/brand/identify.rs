@@ -36,10 +36,15 @@ impl BrandIndex {
             }
         }
         let longest_name = names.keys().map(|k| k.len()).max().unwrap_or(0);
+        let mut by_name = FastMap::default();
+        for (i, brand) in brands.iter().enumerate() {
+            by_name.entry(brand.name.clone()).or_insert(i as u32);
+        }
         BrandIndex {
             learning,
             brands,
             names,
+            by_name,
             aliases: aliases.into_iter().collect(),
             markers: markers.into_iter().collect(),
             longest_name,
@@ -58,14 +63,15 @@ impl BrandIndex {
         if found.registered || found.relation != Relation::Is || category_key.is_empty() {
             return false;
         }
-        self.brands
-            .iter()
-            .find(|b| b.name == found.name)
-            .is_some_and(|b| {
-                b.listings >= NAMESAKE_MIN_LISTINGS
-                    && !b.categories.is_empty()
-                    && !b.categories.iter().any(|c| c == category_key)
-            })
+        let brand = self
+            .by_name
+            .get(&found.name)
+            .map(|&i| &self.brands[i as usize]);
+        brand.is_some_and(|b| {
+            b.listings >= NAMESAKE_MIN_LISTINGS
+                && !b.categories.is_empty()
+                && !b.categories.iter().any(|c| c == category_key)
+        })
     }
 
     pub fn learning(&self) -> &BrandLearning {

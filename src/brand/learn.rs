@@ -55,12 +55,6 @@ impl BrandIndex {
 /// index reads as the brand itself (not an accessory) adds its category, so no training
 /// listing is ever a namesake (see [`BrandIndex::is_namesake`]).
 fn learn_categories(index: &mut BrandIndex, examples: &[BrandExample<'_>]) {
-    let by_name: HashMap<String, usize> = index
-        .brands
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (b.name.clone(), i))
-        .collect();
     let mut categories: Vec<HashSet<String>> = vec![HashSet::new(); index.brands.len()];
     for e in examples {
         let category = crate::reference::group_key(e.category);
@@ -70,9 +64,9 @@ fn learn_categories(index: &mut BrandIndex, examples: &[BrandExample<'_>]) {
         let claimed = index
             .identify(e.brand, e.title, "")
             .filter(|m| m.relation == Relation::Is)
-            .and_then(|m| by_name.get(&m.name).copied());
+            .and_then(|m| index.by_name.get(&m.name).copied());
         if let Some(i) = claimed {
-            categories[i].insert(category);
+            categories[i as usize].insert(category);
         }
     }
     for (brand, seen) in index.brands.iter_mut().zip(categories) {

@@ -227,6 +227,8 @@ pub struct BrandIndex {
     names: FastMap<u32>,
     /// Learned alias term → brand.
     aliases: FastMap<u32>,
+    /// Display name → brand (what a [`BrandMatch`] names).
+    by_name: FastMap<u32>,
     markers: HashSet<String>,
     longest_name: usize,
 }

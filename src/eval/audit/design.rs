@@ -213,8 +213,16 @@ where
         return Err(AuditError::EmptySample);
     }
     let starts = stratum_starts(&counts, rows, stratum_count(rows, sample));
+    let strata = strata_of(&counts, &starts, sample);
+    let picks = reservoirs(pass()?, &starts, &strata, seed)?;
+    Ok(Draw { strata, picks })
+}
+
+/// The strata that start at `starts` (steps), with their sizes, mean probabilities and
+/// bounds from the step counts, and the sample allocated among them.
+fn strata_of(counts: &[u64], starts: &[usize], sample: usize) -> Vec<Stratum> {
     let ranges: Vec<std::ops::Range<usize>> = (0..starts.len())
-        .map(|h| starts[h]..starts.get(h + 1).copied().unwrap_or(STEPS))
+        .map(|h| starts[h]..starts.get(h + 1).copied().unwrap_or(counts.len()))
         .collect();
     let sizes: Vec<usize> = ranges
         .iter()
@@ -229,32 +237,6 @@ where
         })
         .collect();
     let drawn = allocate(&sizes, &means, sample);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut seen = vec![0usize; sizes.len()];
-    let mut kept: Vec<Vec<Pick>> = drawn.iter().map(|&n| Vec::with_capacity(n)).collect();
-    for (row, item) in pass()?.enumerate() {
-        let item = item?;
-        let h = starts.partition_point(|&b| b <= step(item.probability)) - 1;
-        seen[h] += 1;
-        let pick = || Pick {
-            row,
-            id: item.id.clone(),
-            probability: item.probability,
-            stratum: h,
-            weight: sizes[h] as f64 / drawn[h] as f64,
-        };
-        if kept[h].len() < drawn[h] {
-            kept[h].push(pick());
-        } else {
-            let j = rng.random_range(0..seen[h]);
-            if j < drawn[h] {
-                kept[h][j] = pick();
-            }
-        }
-    }
-    if seen != sizes {
-        return Err(AuditError::Changed);
-    }
     let bound = |r: &std::ops::Range<usize>, last: bool| {
         let mut nonempty = r.clone().filter(|&b| counts[b] > 0);
         let b = if last {
@@ -264,7 +246,7 @@ where
         };
         b.unwrap_or(r.start) as f32 * 1e-6
     };
-    let strata = ranges
+    ranges
         .iter()
         .enumerate()
         .map(|(h, r)| Stratum {
@@ -275,10 +257,50 @@ where
             max_probability: bound(r, true),
             mean_probability: means[h],
         })
+        .collect()
+}
+
+/// The second pass: one reservoir per stratum (Algorithm R, one seeded stream), the picks
+/// in row order. Refuses rows that no longer add up to the strata of the first pass.
+fn reservoirs(
+    rows: impl Iterator<Item = Result<ScoredId, AuditError>>,
+    starts: &[usize],
+    strata: &[Stratum],
+    seed: u64,
+) -> Result<Vec<Pick>, AuditError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seen = vec![0usize; strata.len()];
+    let mut kept: Vec<Vec<Pick>> = strata
+        .iter()
+        .map(|s| Vec::with_capacity(s.sampled))
         .collect();
+    for (row, item) in rows.enumerate() {
+        let item = item?;
+        let h = starts.partition_point(|&b| b <= step(item.probability)) - 1;
+        let stratum = &strata[h];
+        seen[h] += 1;
+        let pick = || Pick {
+            row,
+            id: item.id.clone(),
+            probability: item.probability,
+            stratum: h,
+            weight: stratum.rows as f64 / stratum.sampled as f64,
+        };
+        if kept[h].len() < stratum.sampled {
+            kept[h].push(pick());
+        } else {
+            let j = rng.random_range(0..seen[h]);
+            if j < stratum.sampled {
+                kept[h][j] = pick();
+            }
+        }
+    }
+    if seen.iter().zip(strata).any(|(&n, s)| n != s.rows) {
+        return Err(AuditError::Changed);
+    }
     let mut picks: Vec<Pick> = kept.into_iter().flatten().collect();
     picks.sort_by_key(|p| p.row);
-    Ok(Draw { strata, picks })
+    Ok(picks)
 }
 
 #[cfg(test)]
