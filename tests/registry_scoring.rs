@@ -94,3 +94,39 @@ fn a_registered_brand_is_protected_at_once_and_its_genuine_listings_are_not_bloc
         assert_ne!(*decision, Decision::Block, "{}: {reasons:?}", l.title);
     }
 }
+
+#[test]
+fn a_disguised_name_under_list_price_is_blocked_without_any_coded_word() {
+    let model = Model::load(Path::new("models/default")).unwrap();
+    model.use_registry(&[verdanne()]);
+    // A name written in disguise and a price far under the registered list price, nothing
+    // else: the disguise is what the model learned from the training listings that do it.
+    let fakes = vec![
+        listing(&model, "V3rd4nn3 Aurora tote", "", 60.0),
+        listing(&model, "Ｖｅｒｄａｎｎｅ Meridian wallet brown", "", 30.0),
+        listing(&model, "Vеrdаnnе Aurora tote grey", "Verdanne", 90.0),
+    ];
+    for ((decision, reasons), fake) in decide(&model, &fakes).iter().zip(&fakes) {
+        assert_eq!(*decision, Decision::Block, "{}: {reasons:?}", fake.title);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("disguises the name of Verdanne: title has")),
+            "{}: {reasons:?}",
+            fake.title
+        );
+    }
+    // The brand's own name, in any script around it, is no disguise and no learned term.
+    let genuine = vec![
+        listing(&model, "Verdanne Aurora tote ✨", "Verdanne", 410.0),
+        listing(&model, "Verdanne Meridian wallet 黑色", "Verdanne", 175.0),
+    ];
+    for ((decision, reasons), l) in decide(&model, &genuine).iter().zip(&genuine) {
+        assert_eq!(*decision, Decision::Allow, "{}: {reasons:?}", l.title);
+        assert!(
+            !reasons.iter().any(|r| r.contains("\"verdanne\"")),
+            "{}: the unlearned name scored: {reasons:?}",
+            l.title
+        );
+    }
+}

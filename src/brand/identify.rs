@@ -129,6 +129,20 @@ impl BrandIndex {
                 .into_iter()
                 .filter(|f| f.brand == found.brand)
                 .collect();
+            // The title writing the selected brand's name in disguise says more than the
+            // field: that mention is reported ("V3rd4nn3" with brand "Verdanne").
+            if let Some(disguised) = mentions
+                .iter()
+                .find(|f| f.how.is_disguise() && self.relation(&title_words, f) == Relation::Is)
+            {
+                return Some(self.describe(
+                    disguised.clone(),
+                    &title_words,
+                    title,
+                    BrandSource::Title,
+                    Relation::Is,
+                ));
+            }
             let relation = if !mentions.is_empty()
                 && mentions
                     .iter()

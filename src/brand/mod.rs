@@ -84,6 +84,15 @@ pub enum MatchKind {
 }
 
 impl MatchKind {
+    /// Whether the name was written so that it looks like the brand's but does not match it
+    /// as text: spaced out, with digits or symbols, full-width or look-alike letters.
+    pub fn is_disguise(self) -> bool {
+        matches!(
+            self,
+            MatchKind::Spaced | MatchKind::Leet | MatchKind::FullWidth | MatchKind::Homoglyph
+        )
+    }
+
     /// The name JSON and `scores.csv` use.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -310,6 +319,29 @@ mod tests {
         );
         let m = found(&index, "R0LEX", "watch").unwrap();
         assert_eq!((m.1, m.2), (BrandSource::Field, MatchKind::Leet));
+    }
+
+    #[test]
+    fn a_disguise_in_the_title_outranks_the_plain_field() {
+        let index = index();
+        let m = found(&index, "Rolex", "Rоlеx Submariner automatic").unwrap();
+        assert_eq!(
+            (m.1, m.2, m.3.as_str(), m.4),
+            (
+                BrandSource::Title,
+                MatchKind::Homoglyph,
+                "Rоlеx",
+                Relation::Is
+            )
+        );
+        // A plain name in the title leaves the field as found; an accessory's disguised
+        // mention of the brand is no disguised claim.
+        let m = found(&index, "Rolex", "Rolex Submariner").unwrap();
+        assert_eq!((m.1, m.2), (BrandSource::Field, MatchKind::Exact));
+        let m = found(&index, "Rolex", "strap for r0lex").unwrap();
+        assert_eq!((m.1, m.4), (BrandSource::Field, Relation::For));
+        assert!(MatchKind::Leet.is_disguise() && MatchKind::Spaced.is_disguise());
+        assert!(!MatchKind::Exact.is_disguise() && !MatchKind::Alias.is_disguise());
     }
 
     #[test]

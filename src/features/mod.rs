@@ -41,7 +41,7 @@ pub use tokenize::standard_tokenizer;
 use tokenize::*;
 
 /// Names of the dense (price and field) features, in model-input order.
-pub const DENSE_FEATURES: [&str; 13] = [
+pub const DENSE_FEATURES: [&str; 14] = [
     "has_price",
     "log_price",
     "log_price_ratio",
@@ -55,6 +55,7 @@ pub const DENSE_FEATURES: [&str; 13] = [
     "brand_in_title",
     "claims_known_brand",
     "accessory_for_known_brand",
+    "brand_disguised",
 ];
 pub const DENSE_LEN: usize = DENSE_FEATURES.len();
 /// Index of the log price ratio in [`DENSE_FEATURES`]; reasons single it out.
@@ -67,6 +68,9 @@ const BRAND_IN_TITLE_INDEX: usize = 10;
 const CLAIMS_BRAND_INDEX: usize = 11;
 /// The listing names a known brand as what it fits ("case for iPhone").
 const ACCESSORY_INDEX: usize = 12;
+/// The brand the listing claims is written in disguise ("r0lex", "R O L E X", look-alike
+/// letters): how much that says is learned from the training listings that do it.
+const DISGUISED_INDEX: usize = 13;
 /// Leading title words used as a product key for usual prices.
 const PRODUCT_WORDS: usize = 3;
 /// Ratios beyond e^±5 (≈150×) carry no more information and only destabilise training.

@@ -59,6 +59,9 @@ impl PriceSide {
             if let Some(index) = index {
                 dense[index] = 1.0;
             }
+            if found.relation == Relation::Is && found.how.is_disguise() {
+                dense[DISGUISED_INDEX] = 1.0;
+            }
         }
         dense
     }

@@ -51,28 +51,63 @@ pub(super) fn without_words(mut listing: Listing, words: &HashSet<String>) -> Li
     listing
 }
 
-/// `text` without any occurrence of `needle`, compared ignoring ASCII case.
+/// `text` without any occurrence of `needle`, compared ignoring case (each replaced by
+/// a space).
 pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
     let needle = needle.trim().to_lowercase();
     if needle.is_empty() {
         return text.to_string();
     }
-    // Outside ASCII, lower-casing may move byte offsets: there only exact matches go.
-    if !text.is_ascii() {
-        return text.replace(needle.as_str(), " ");
+    if text.is_ascii() {
+        let lower = text.to_ascii_lowercase();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = 0;
+        for (start, _) in lower.match_indices(needle.as_str()) {
+            if start >= rest {
+                out.push_str(&text[rest..start]);
+                out.push(' ');
+                rest = start + needle.len();
+            }
+        }
+        out.push_str(&text[rest..]);
+        return out;
     }
-    let lower = text.to_ascii_lowercase();
+    // Outside ASCII a character may lower-case to several ("İ"): compare character by
+    // character, so byte offsets always stay on the original text's boundaries.
+    let needle: Vec<char> = needle.chars().collect();
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
     let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (start, _) in lower.match_indices(needle.as_str()) {
-        if start >= rest {
-            out.push_str(&text[rest..start]);
-            out.push(' ');
-            rest = start + needle.len();
+    let mut k = 0;
+    while k < chars.len() {
+        match match_len_ignoring_case(&chars[k..], &needle) {
+            Some(len) => {
+                out.push(' ');
+                k += len;
+            }
+            None => {
+                out.push(chars[k].1);
+                k += 1;
+            }
         }
     }
-    out.push_str(&text[rest..]);
     out
+}
+
+/// How many of `chars` spell `needle` (lower-case) from the start, ignoring case.
+fn match_len_ignoring_case(chars: &[(usize, char)], needle: &[char]) -> Option<usize> {
+    let mut n = 0;
+    for (used, &(_, c)) in chars.iter().enumerate() {
+        for lower in c.to_lowercase() {
+            if needle.get(n) != Some(&lower) {
+                return None;
+            }
+            n += 1;
+        }
+        if n == needle.len() {
+            return Some(used + 1);
+        }
+    }
+    None
 }
 
 impl Featurizer {

@@ -204,6 +204,7 @@ fn describe_brand(name: &str, explained: &ExplainedFeatures, weight: f32) -> Opt
         ("claims_known_brand", Relation::Is) if weight > 0.0 => "imitates",
         ("claims_known_brand", Relation::Is) => "claims to be",
         ("accessory_for_known_brand", Relation::For) => "is an accessory for",
+        ("brand_disguised", Relation::Is) if brand.how.is_disguise() => "disguises the name of",
         _ => return None,
     };
     Some(format!("{verb} {}", brand.describe()))

@@ -121,15 +121,49 @@ fn as_registered_copies_keep_price_and_brand_features_without_the_brand_terms() 
 }
 
 #[test]
-fn removal_ignores_ascii_case_and_never_splits_characters() {
+fn a_claim_in_disguise_is_a_feature_of_its_own() {
+    let f = with_rolex(featurizer());
+    let disguised = |title: &str, brand: &str| {
+        f.featurize(&listing(title, brand, "watches", Some(100.0)))
+            .dense[DISGUISED_INDEX]
+    };
+    for title in [
+        "R0lex Submariner",
+        "R O L E X Submariner",
+        "ＲＯＬＥＸ Submariner",
+    ] {
+        assert_eq!(disguised(title, ""), 1.0, "{title}");
+        assert_eq!(disguised(title, "Rolex"), 1.0, "{title} with the field");
+    }
+    assert_eq!(disguised("Rolex Submariner", "Rolex"), 0.0);
+    assert_eq!(disguised("plain towel", ""), 0.0);
+    // Registered brands are disguised as learned ones are; the copy training shows as
+    // registered keeps the flag, without the disguised name's own terms.
+    f.use_registry(&[verdanne()], &CurrencyRates::default());
+    let fake = listing("V E R D A N N E Aurora tote", "", "bags", Some(40.0));
+    assert_eq!(f.featurize(&fake).dense[DISGUISED_INDEX], 1.0);
+    let copy = f
+        .featurize_as_registered(&listing("r0lex Submariner", "", "watches", Some(9.0)))
+        .unwrap();
+    assert_eq!(copy.dense[DISGUISED_INDEX], 1.0);
+}
+
+#[test]
+fn removal_ignores_case_and_never_splits_characters() {
     assert_eq!(
         remove_ignoring_case("ROLEX watch rolex", "Rolex"),
         "  watch  "
     );
+    // Text with other scripts or emoji loses the name in any case too.
     assert_eq!(
-        remove_ignoring_case("İstanbul Rolex", "rolex"),
-        "İstanbul Rolex"
+        remove_ignoring_case("İstanbul Rolex ✨ ROLEX", "rolex"),
+        "İstanbul   ✨  "
     );
+    assert_eq!(
+        remove_ignoring_case("Verdanne 邮差包 verdANNE", "Verdanne"),
+        "  邮差包  "
+    );
+    assert_eq!(remove_ignoring_case("ÉCLAT écla", "éclat"), "  écla");
     assert_eq!(remove_ignoring_case("劳力士 watch", "劳力士"), "  watch");
     assert_eq!(remove_ignoring_case("abc", " "), "abc");
 }
