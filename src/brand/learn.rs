@@ -1,7 +1,9 @@
-//! Learning target brands, aliases and accessory markers from labelled training listings.
+//! Learning target brands, aliases and accessory markers from labelled training listings
+//! (counted on all cores; every result is a sum, so the same whatever the split).
 
 use super::fold::{words, Word};
 use super::*;
+use rayon::prelude::*;
 
 /// One training listing as the learner sees it.
 #[derive(Debug, Clone, Copy)]
@@ -40,7 +42,7 @@ impl BrandIndex {
         let brands = learn_targets(examples, &learning);
         let base = BrandIndex::from_parts(learning, brands, Vec::new(), Vec::new());
         let field_brand: Vec<Option<u32>> = examples
-            .iter()
+            .par_iter()
             .map(|e| base.find_field(&words(e.brand)).map(|f| f.brand))
             .collect();
         let aliases = learn_aliases(&base, examples, &field_brand, &learning);
@@ -55,20 +57,36 @@ impl BrandIndex {
 /// index reads as the brand itself (not an accessory) adds its category, so no training
 /// listing is ever a namesake (see [`BrandIndex::is_namesake`]).
 fn learn_categories(index: &mut BrandIndex, examples: &[BrandExample<'_>]) {
-    let mut categories: Vec<HashSet<String>> = vec![HashSet::new(); index.brands.len()];
-    for e in examples {
-        let category = crate::reference::group_key(e.category);
-        if category.is_empty() {
-            continue;
-        }
-        let claimed = index
-            .identify(e.brand, e.title, "")
-            .filter(|m| m.relation == Relation::Is)
-            .and_then(|m| index.by_name.get(&m.name).copied());
-        if let Some(i) = claimed {
-            categories[i as usize].insert(category);
-        }
-    }
+    let n = index.brands.len();
+    let shared: &BrandIndex = index;
+    let categories: Vec<HashSet<String>> = examples
+        .par_iter()
+        .fold(
+            || vec![HashSet::new(); n],
+            |mut categories: Vec<HashSet<String>>, e| {
+                let category = crate::reference::group_key(e.category);
+                if category.is_empty() {
+                    return categories;
+                }
+                let claimed = shared
+                    .identify(e.brand, e.title, "")
+                    .filter(|m| m.relation == Relation::Is)
+                    .and_then(|m| shared.by_name.get(&m.name).copied());
+                if let Some(i) = claimed {
+                    categories[i as usize].insert(category);
+                }
+                categories
+            },
+        )
+        .reduce(
+            || vec![HashSet::new(); n],
+            |mut a, b| {
+                for (into, from) in a.iter_mut().zip(b) {
+                    into.extend(from);
+                }
+                a
+            },
+        );
     for (brand, seen) in index.brands.iter_mut().zip(categories) {
         brand.categories = seen.into_iter().collect();
         brand.categories.sort();
@@ -148,19 +166,35 @@ pub(super) fn learn_aliases(
     field_brand: &[Option<u32>],
     learning: &BrandLearning,
 ) -> Vec<(String, u32)> {
-    let mut counts: HashMap<String, TermCount> = HashMap::new();
-    for (e, brand) in examples.iter().zip(field_brand) {
-        if e.brand.trim().is_empty() {
-            continue;
-        }
-        for term in alias_terms(&words(e.title)) {
-            let count = counts.entry(term).or_default();
-            count.branded += 1;
-            if let Some(b) = brand {
-                *count.by_brand.entry(*b).or_default() += 1;
+    let counts: HashMap<String, TermCount> = examples
+        .par_iter()
+        .zip(field_brand)
+        .fold(
+            HashMap::new,
+            |mut counts: HashMap<String, TermCount>, (e, brand)| {
+                if e.brand.trim().is_empty() {
+                    return counts;
+                }
+                for term in alias_terms(&words(e.title)) {
+                    let count = counts.entry(term).or_default();
+                    count.branded += 1;
+                    if let Some(b) = brand {
+                        *count.by_brand.entry(*b).or_default() += 1;
+                    }
+                }
+                counts
+            },
+        )
+        .reduce(HashMap::new, |mut a, b| {
+            for (term, count) in b {
+                let into = a.entry(term).or_default();
+                into.branded += count.branded;
+                for (brand, n) in count.by_brand {
+                    *into.by_brand.entry(brand).or_default() += n;
+                }
             }
-        }
-    }
+            a
+        });
     // A word of a longer name ("north" of "The North Face") is part of that name, which the
     // name matcher finds whole; on its own it is an ordinary word, not a name.
     let name_words: HashSet<String> = base
@@ -191,29 +225,44 @@ pub(super) fn learn_markers(
     examples: &[BrandExample<'_>],
     learning: &BrandLearning,
 ) -> Vec<String> {
-    let mut before: HashMap<String, MarkerCount> = HashMap::new();
-    let (mut mentions, mut mention_counterfeits) = (0usize, 0usize);
-    for e in examples {
-        let title = words(e.title);
-        let names = base.find_names(&title, false);
-        if names.is_empty() {
-            continue;
-        }
-        mentions += 1;
-        mention_counterfeits += usize::from(e.counterfeit);
-        let mut seen = HashSet::new();
-        for found in names {
-            let Some(prev) = found.first.checked_sub(1).map(|i| &title[i]) else {
-                continue;
-            };
-            if !seen.insert(prev.text.clone()) {
-                continue;
-            }
-            let count = before.entry(prev.text.clone()).or_default();
-            count.listings += 1;
-            count.counterfeits += usize::from(e.counterfeit);
-        }
-    }
+    let (before, mentions, mention_counterfeits) = examples
+        .par_iter()
+        .fold(
+            || (HashMap::<String, MarkerCount>::new(), 0usize, 0usize),
+            |(mut before, mut mentions, mut mention_counterfeits), e| {
+                let title = words(e.title);
+                let names = base.find_names(&title, false);
+                if names.is_empty() {
+                    return (before, mentions, mention_counterfeits);
+                }
+                mentions += 1;
+                mention_counterfeits += usize::from(e.counterfeit);
+                let mut seen = HashSet::new();
+                for found in names {
+                    let Some(prev) = found.first.checked_sub(1).map(|i| &title[i]) else {
+                        continue;
+                    };
+                    if !seen.insert(prev.text.clone()) {
+                        continue;
+                    }
+                    let count = before.entry(prev.text.clone()).or_default();
+                    count.listings += 1;
+                    count.counterfeits += usize::from(e.counterfeit);
+                }
+                (before, mentions, mention_counterfeits)
+            },
+        )
+        .reduce(
+            || (HashMap::new(), 0, 0),
+            |(mut a, am, ac), (b, bm, bc)| {
+                for (word, count) in b {
+                    let into = a.entry(word).or_default();
+                    into.listings += count.listings;
+                    into.counterfeits += count.counterfeits;
+                }
+                (a, am + bm, ac + bc)
+            },
+        );
     let base_rate = mention_counterfeits as f64 / mentions.max(1) as f64;
     let mut markers: Vec<String> = before
         .into_iter()
