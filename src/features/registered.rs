@@ -52,30 +52,14 @@ pub(super) fn without_words(mut listing: Listing, words: &HashSet<String>) -> Li
 }
 
 /// `text` without any occurrence of `needle`, compared ignoring case (each replaced by
-/// a space).
+/// a space). Compared character by character, as a character may lower-case to several
+/// ("İ"): cuts always fall between the original text's characters.
 pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
-    let needle = needle.trim().to_lowercase();
+    let needle: Vec<char> = needle.trim().to_lowercase().chars().collect();
     if needle.is_empty() {
         return text.to_string();
     }
-    if text.is_ascii() {
-        let lower = text.to_ascii_lowercase();
-        let mut out = String::with_capacity(text.len());
-        let mut rest = 0;
-        for (start, _) in lower.match_indices(needle.as_str()) {
-            if start >= rest {
-                out.push_str(&text[rest..start]);
-                out.push(' ');
-                rest = start + needle.len();
-            }
-        }
-        out.push_str(&text[rest..]);
-        return out;
-    }
-    // Outside ASCII a character may lower-case to several ("İ"): compare character by
-    // character, so byte offsets always stay on the original text's boundaries.
-    let needle: Vec<char> = needle.chars().collect();
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut k = 0;
     while k < chars.len() {
@@ -85,7 +69,7 @@ pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
                 k += len;
             }
             None => {
-                out.push(chars[k].1);
+                out.push(chars[k]);
                 k += 1;
             }
         }
@@ -94,9 +78,9 @@ pub(super) fn remove_ignoring_case(text: &str, needle: &str) -> String {
 }
 
 /// How many of `chars` spell `needle` (lower-case) from the start, ignoring case.
-fn match_len_ignoring_case(chars: &[(usize, char)], needle: &[char]) -> Option<usize> {
+fn match_len_ignoring_case(chars: &[char], needle: &[char]) -> Option<usize> {
     let mut n = 0;
-    for (used, &(_, c)) in chars.iter().enumerate() {
+    for (used, &c) in chars.iter().enumerate() {
         for lower in c.to_lowercase() {
             if needle.get(n) != Some(&lower) {
                 return None;
