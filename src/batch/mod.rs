@@ -238,25 +238,31 @@ pub fn score_chunk(
         .into_iter()
         .flatten()
         .collect();
-    let mut scores = scores.into_iter();
-    let mut out = Vec::with_capacity(validated.len());
-    for item in validated {
-        match item {
-            Ok(row) => {
-                let Some(score) = scores.next() else {
-                    break;
-                };
-                out.push(ChunkRow::scored(
-                    row.listing,
-                    row.label,
-                    row.features.brand,
-                    &score,
-                ));
-            }
-            Err(error) => out.push(ChunkRow::failed(error)),
-        }
+    if scores.len() != ok.len() {
+        return Err(ModelError::ScoreCount {
+            expected: ok.len(),
+            got: scores.len(),
+        });
     }
-    Ok(out)
+    // Each valid row's place among the scores; the rows are then built on all cores (their
+    // report fields copied, their features dropped), not on the thread that writes them.
+    let mut next = 0;
+    let score_at: Vec<usize> = validated
+        .iter()
+        .map(|r| {
+            let at = next;
+            next += usize::from(r.is_ok());
+            at
+        })
+        .collect();
+    Ok(validated
+        .into_par_iter()
+        .zip(score_at)
+        .map(|(item, at)| match item {
+            Ok(row) => ChunkRow::scored(row.listing, row.label, row.features.brand, &scores[at]),
+            Err(error) => ChunkRow::failed(error),
+        })
+        .collect())
 }
 
 /// Settings of a scoring run.

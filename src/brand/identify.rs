@@ -35,7 +35,16 @@ impl BrandIndex {
                 }
             }
         }
-        let longest_name = names.keys().map(|k| k.len()).max().unwrap_or(0);
+        let name_prefixes = names
+            .keys()
+            .flat_map(|k| {
+                k.char_indices()
+                    .skip(1)
+                    .map(|(i, _)| &k[..i])
+                    .chain(std::iter::once(k.as_str()))
+            })
+            .map(str::to_string)
+            .collect();
         let mut by_name = FastMap::default();
         for (i, brand) in brands.iter().enumerate() {
             by_name.entry(brand.name.clone()).or_insert(i as u32);
@@ -47,7 +56,7 @@ impl BrandIndex {
             by_name,
             aliases: aliases.into_iter().collect(),
             markers: markers.into_iter().collect(),
-            longest_name,
+            name_prefixes,
         }
     }
 
@@ -278,7 +287,11 @@ impl BrandIndex {
                         .unwrap_or(&word.text),
                 );
                 any_leet |= word.leet.is_some();
-                if plain.len() > self.longest_name && leet.len() > self.longest_name {
+                let may_begin_a_name = self.name_prefixes.contains(&plain)
+                    || (any_leet
+                        && (self.name_prefixes.contains(&leet)
+                            || self.name_prefixes.contains(&alt)));
+                if !may_begin_a_name {
                     break;
                 }
                 if plain.len() < MIN_TEXT_NAME_CHARS {

@@ -239,7 +239,9 @@ pub struct BrandIndex {
     /// Display name → brand (what a [`BrandMatch`] names).
     by_name: FastMap<u32>,
     markers: HashSet<String>,
-    longest_name: usize,
+    /// Every beginning of a key of `names` (the keys too): a run of words that begins no
+    /// name ends the search from its first word, so a title costs about one lookup a word.
+    name_prefixes: HashSet<String, Xxh3DefaultBuilder>,
 }
 
 mod fold;
@@ -480,6 +482,39 @@ mod tests {
         );
     }
 
+    /// The search from a word stops as soon as the words so far begin no name; names of
+    /// several words, and "Louis" beside the longer "Louis Vuitton", are still found
+    /// in every form, anywhere in the title.
+    #[test]
+    fn names_of_several_words_are_found_in_every_form() {
+        let brand = |name: &str| KnownBrand {
+            name: name.into(),
+            listings: 0,
+            counterfeits: 0,
+            aliases: Vec::new(),
+            registered: true,
+            categories: Vec::new(),
+        };
+        let index = index().with_registered([brand("Louis Vuitton"), brand("Louis")]);
+        let cases = [
+            ("Louis Vuitton tote", "Louis Vuitton", MatchKind::Registered),
+            ("tote by L0uis Vu1tton", "L0uis Vu1tton", MatchKind::Leet),
+            (
+                "L O U I S V U I T T O N tote",
+                "L O U I S V U I T T O N",
+                MatchKind::Spaced,
+            ),
+            ("Louis tote", "Louis", MatchKind::Registered),
+            ("new Rolex, Louis Vuitton strap", "Rolex", MatchKind::Exact),
+        ];
+        for (title, text, how) in cases {
+            let m = index
+                .identify("", title, "")
+                .unwrap_or_else(|| panic!("{title}: not found"));
+            assert_eq!((m.text.as_str(), m.how), (text, how), "{title}");
+        }
+        assert_eq!(index.identify("", "Vuitton tote", ""), None);
+    }
     #[test]
     fn the_index_survives_json_and_refuses_a_wrong_format() {
         let index = index();

@@ -34,6 +34,8 @@ pub const FORMAT_VERSION: u32 = 3;
 pub enum ModelError {
     #[error("model computation failed: {0}")]
     Compute(#[from] candle_core::Error),
+    #[error("the network gave {got} scores for {expected} listings")]
+    ScoreCount { expected: usize, got: usize },
 }
 
 /// The targets the thresholds were chosen for, kept so a reader knows what they mean.

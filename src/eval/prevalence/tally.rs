@@ -175,19 +175,21 @@ impl PrevalenceTally {
         for by in GroupBy::ALL {
             let groups = self.groups.entry(by).or_default();
             let key = by.key(row);
+            // A group already counted is the common case: one lookup.
+            if let Some(tally) = groups.get_mut(key) {
+                tally.record(row, threshold);
+                continue;
+            }
             let named = groups.len() - usize::from(groups.contains_key(OTHER_GROUP));
-            let key = if groups.contains_key(key) || named < self.max_groups {
+            let key = if named < self.max_groups {
                 key
             } else {
                 OTHER_GROUP
             };
-            match groups.get_mut(key) {
-                Some(tally) => tally.record(row, threshold),
-                None => groups
-                    .entry(key.to_string())
-                    .or_default()
-                    .record(row, threshold),
-            }
+            groups
+                .entry(key.to_string())
+                .or_default()
+                .record(row, threshold);
         }
     }
 
