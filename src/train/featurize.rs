@@ -3,7 +3,6 @@
 //! category is blanked or whose brand is known by registration only.
 
 use crate::brand::{BrandExample, BrandIndex, BrandLearning};
-use crate::data::listing::Listing;
 use crate::data::reader::Row;
 use crate::features::{standard_tokenizer, Features, Featurizer, KnownTermCounter, KnownTerms};
 use crate::reference::{PriceKey, ReferencePrices, Vocabulary};
@@ -72,46 +71,58 @@ pub(super) fn augmented_examples(
     fit_rows: &[Row],
     rng: &mut StdRng,
 ) -> Examples {
-    let mut examples: Vec<(Listing, bool)> = Vec::with_capacity(fit_rows.len() * 11 / 10);
-    let mut as_registered: Vec<(&Listing, bool)> = Vec::new();
-    for row in fit_rows {
-        let label = row.label.unwrap_or(false);
-        examples.push((row.listing.clone(), label));
-        if rng.random::<f64>() < options.registered_copies {
-            as_registered.push((&row.listing, label));
-        }
-        // The brand field blanked, where the text still names the brand: the model learns to
-        // read a claimed brand from the title too. Listings whose brand only the field gives
-        // are not copied: a blank field and no brand in the text would otherwise learn the
-        // branded rate, and unfamiliar brands (which look just like that) would inherit it.
-        if !row.listing.brand.is_empty() && rng.random::<f64>() < options.brand_dropout {
-            let mut l = row.listing.clone();
-            l.brand.clear();
-            let still_claimed = featurizer
-                .brands()
-                .identify("", &l.title, &l.description)
-                .is_some();
-            if still_claimed {
-                examples.push((l, label));
-            }
-        }
-        if !row.listing.category.is_empty() && rng.random::<f64>() < options.category_dropout {
-            let mut l = row.listing.clone();
-            l.category.clear();
-            examples.push((l, label));
-        }
-    }
-    let mut features: Vec<Features> = examples
-        .par_iter()
-        .map(|(l, _)| featurizer.featurize(l))
-        .collect();
-    let mut labels: Vec<f32> = examples
+    // The draws come first, in row order, so that a seed gives the same copies however
+    // the work is then shared among the cores.
+    let draws: Vec<Copies> = fit_rows
         .iter()
-        .map(|(_, y)| f32::from(u8::from(*y)))
+        .map(|row| Copies {
+            registered: rng.random::<f64>() < options.registered_copies,
+            // The brand field blanked, where the text still names the brand: the model
+            // learns to read a claimed brand from the title too. Listings whose brand only
+            // the field gives are not copied: a blank field and no brand in the text would
+            // otherwise learn the branded rate, and unfamiliar brands (which look just like
+            // that) would inherit it.
+            blank_brand: !row.listing.brand.is_empty()
+                && rng.random::<f64>() < options.brand_dropout,
+            blank_category: !row.listing.category.is_empty()
+                && rng.random::<f64>() < options.category_dropout,
+        })
         .collect();
-    let registered: Vec<(Features, bool)> = as_registered
+    let label_of = |row: &Row| f32::from(u8::from(row.label.unwrap_or(false)));
+    let (mut features, mut labels): (Vec<Features>, Vec<f32>) = fit_rows
         .par_iter()
-        .filter_map(|(l, y)| featurizer.featurize_as_registered(l).map(|f| (f, *y)))
+        .zip(&draws)
+        .flat_map_iter(|(row, draw)| {
+            let y = label_of(row);
+            let mut out = vec![(featurizer.featurize(&row.listing), y)];
+            if draw.blank_brand {
+                let mut l = row.listing.clone();
+                l.brand.clear();
+                let still_claimed = featurizer
+                    .brands()
+                    .identify("", &l.title, &l.description)
+                    .is_some();
+                if still_claimed {
+                    out.push((featurizer.featurize(&l), y));
+                }
+            }
+            if draw.blank_category {
+                let mut l = row.listing.clone();
+                l.category.clear();
+                out.push((featurizer.featurize(&l), y));
+            }
+            out
+        })
+        .unzip();
+    let registered: Vec<(Features, f32)> = fit_rows
+        .par_iter()
+        .zip(&draws)
+        .filter(|(_, draw)| draw.registered)
+        .filter_map(|(row, _)| {
+            featurizer
+                .featurize_as_registered(&row.listing)
+                .map(|f| (f, label_of(row)))
+        })
         .collect();
     tracing::info!(
         copies = registered.len(),
@@ -119,9 +130,16 @@ pub(super) fn augmented_examples(
     );
     for (f, label) in registered {
         features.push(f);
-        labels.push(f32::from(u8::from(label)));
+        labels.push(label);
     }
     Examples { features, labels }
+}
+
+/// Which augmented copies of one fitting row a run makes.
+struct Copies {
+    registered: bool,
+    blank_brand: bool,
+    blank_category: bool,
 }
 
 /// The rows featurised as they will be scored, on all cores.
